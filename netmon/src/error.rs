@@ -1,0 +1,128 @@
+//! netmon's errors. Each message says what to do next.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("interface name {name:?} is not valid: {reason}")]
+    InvalidInterfaceName { name: String, reason: &'static str },
+
+    #[error(
+        "interface {name:?} does not exist on {host}; interfaces there: {available} (`netmon interfaces` lists them)"
+    )]
+    UnknownInterface {
+        name: String,
+        host: String,
+        available: String,
+    },
+
+    #[error("no default route found to pick an interface from; choose one with --iface ({available})")]
+    NoDefaultInterface { available: String },
+
+    #[error("sample window {got} is out of range: use {min}–{max} seconds")]
+    BadWindow { got: String, min: u64, max: u64 },
+
+    #[error("--top must be at least 1 (got {0})")]
+    BadTop(usize),
+
+    #[error(
+        "netmon needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON to {action} (run it as root, or grant them: `sudo setcap cap_bpf,cap_net_admin,cap_perfmon+ep {exe}`): {detail}"
+    )]
+    NeedsPrivileges {
+        action: &'static str,
+        exe: String,
+        detail: String,
+    },
+
+    #[error(
+        "this kernel cannot {action} ({detail}); netmon needs eBPF (CONFIG_BPF_SYSCALL, BPF JIT) and TC classifiers (TCX on kernel 6.6+, or clsact with cls_bpf)"
+    )]
+    Unsupported { action: &'static str, detail: String },
+
+    #[error("eBPF {action} failed: {detail}")]
+    Ebpf { action: &'static str, detail: String },
+
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Classifies an error from aya: permission and missing-feature errors get their own variant
+    /// so the message can name the fix.
+    pub fn from_ebpf(action: &'static str, err: &(dyn std::error::Error + 'static)) -> Self {
+        let detail = chain(err);
+        let errno = io_errno(err);
+        match errno {
+            Some(libc::EPERM) | Some(libc::EACCES) => Self::NeedsPrivileges {
+                action,
+                exe: std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "netmon".into()),
+                detail,
+            },
+            Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => Self::Unsupported { action, detail },
+            _ => Self::Ebpf { action, detail },
+        }
+    }
+}
+
+/// The whole `source()` chain as one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = e.source();
+    }
+    s
+}
+
+fn io_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(n) = io.raw_os_error()
+        {
+            return Some(n);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bpf_map_create failed")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn eperm_anywhere_in_the_chain_names_the_capabilities() {
+        let e = Wrapped(std::io::Error::from_raw_os_error(libc::EPERM));
+        let msg = Error::from_ebpf("load the eBPF program", &e).to_string();
+        assert!(msg.contains("CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"), "{msg}");
+        assert!(msg.contains("run it as root"), "{msg}");
+        assert!(msg.contains("bpf_map_create failed"), "{msg}");
+    }
+
+    #[test]
+    fn enosys_says_the_kernel_lacks_bpf() {
+        let e = Wrapped(std::io::Error::from_raw_os_error(libc::ENOSYS));
+        assert!(matches!(
+            Error::from_ebpf("load the eBPF program", &e),
+            Error::Unsupported { .. }
+        ));
+    }
+}

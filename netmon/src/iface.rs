@@ -1,0 +1,236 @@
+//! The host's interfaces (from /sys/class/net and getifaddrs) and the default-route interface
+//! (from /proc/net/route and /proc/net/ipv6_route), which is the one iftop picks too.
+
+use crate::error::{Error, Result};
+use netmon_common::LinkKind;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::Path;
+
+/// What kind of device an interface is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InterfaceKind {
+    Loopback,
+    Ethernet,
+    Veth,
+    Bridge,
+    Vlan,
+    Bond,
+    Wireless,
+    /// No link-layer header: tun, wireguard, ip tunnels.
+    Tunnel,
+    Other,
+}
+
+/// One interface of a host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub index: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Operational state as the kernel reports it (up, down, unknown, lowerlayerdown, ...).
+    pub operstate: String,
+    pub mac: Option<String>,
+    pub mtu: u32,
+    pub kind: InterfaceKind,
+    pub addresses: Vec<IpAddr>,
+}
+
+impl InterfaceInfo {
+    /// What precedes the IP header in frames the classifier sees on this interface.
+    pub fn link_kind(&self) -> LinkKind {
+        match self.kind {
+            InterfaceKind::Tunnel => LinkKind::RawIp,
+            _ => LinkKind::Ethernet,
+        }
+    }
+}
+
+const SYS_CLASS_NET: &str = "/sys/class/net";
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+/// ARPHRD_* from `type`, refined by DEVTYPE from `uevent` and the presence of a veth peer.
+fn kind_of(dir: &Path) -> InterfaceKind {
+    let arphrd: u32 = read_trimmed(&dir.join("type")).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let devtype = read_trimmed(&dir.join("uevent"))
+        .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVTYPE=").map(str::to_string)));
+    match (arphrd, devtype.as_deref()) {
+        (772, _) => InterfaceKind::Loopback,
+        (_, Some("bridge")) => InterfaceKind::Bridge,
+        (_, Some("vlan")) => InterfaceKind::Vlan,
+        (_, Some("bond")) => InterfaceKind::Bond,
+        (_, Some("wlan")) => InterfaceKind::Wireless,
+        (_, Some("wireguard")) => InterfaceKind::Tunnel,
+        // ARPHRD_NONE (tun), RAWIP, PPP, TUNNEL, TUNNEL6, SIT, IPGRE, IP6GRE.
+        (65534 | 519 | 512 | 768 | 769 | 776 | 778 | 823, _) => InterfaceKind::Tunnel,
+        (1, _) if is_veth(dir) => InterfaceKind::Veth,
+        (1, _) => InterfaceKind::Ethernet,
+        _ => InterfaceKind::Other,
+    }
+}
+
+/// veth has no DEVTYPE; its driver name is only visible through ethtool, but its `iflink`
+/// (the peer's index) differs from its own `ifindex` and it has no backing device.
+fn is_veth(dir: &Path) -> bool {
+    let idx = read_trimmed(&dir.join("ifindex"));
+    let link = read_trimmed(&dir.join("iflink"));
+    idx.is_some() && link.is_some() && idx != link && !dir.join("device").exists()
+}
+
+/// All interfaces of this host (this network namespace), sorted by index.
+pub fn list() -> Result<Vec<InterfaceInfo>> {
+    let entries = std::fs::read_dir(SYS_CLASS_NET).map_err(|source| Error::Io {
+        path: SYS_CLASS_NET.into(),
+        source,
+    })?;
+    let addrs = addresses();
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path();
+        let Some(index) = read_trimmed(&dir.join("ifindex")).and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let flags = read_trimmed(&dir.join("flags"))
+            .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+        let mac = read_trimmed(&dir.join("address")).filter(|m| !m.is_empty());
+        out.push(InterfaceInfo {
+            index,
+            up: flags & libc::IFF_UP as u32 != 0,
+            operstate: read_trimmed(&dir.join("operstate")).unwrap_or_else(|| "unknown".into()),
+            mac,
+            mtu: read_trimmed(&dir.join("mtu")).and_then(|s| s.parse().ok()).unwrap_or(0),
+            kind: kind_of(&dir),
+            addresses: addrs.iter().filter(|(n, _)| *n == name).map(|(_, a)| *a).collect(),
+            name,
+        });
+    }
+    out.sort_by_key(|i| i.index);
+    Ok(out)
+}
+
+/// (interface name, address) for every IP address, via getifaddrs(3).
+fn addresses() -> Vec<(String, IpAddr)> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below; we only read it in between.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    out.push((name, IpAddr::from(u32::from_be(sa.sin_addr.s_addr).to_be_bytes())));
+                }
+                libc::AF_INET6 => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    out.push((name, IpAddr::from(sa.sin6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// The interface of the IPv4 default route with the lowest metric, from /proc/net/route text.
+pub fn default_route_v4(route: &str) -> Option<String> {
+    route
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            let up = flags & 0x1 != 0;
+            (up && *f.get(1)? == "00000000" && *f.get(7)? == "00000000")
+                .then(|| Some((f.get(6)?.parse::<u64>().ok()?, f[0].to_string())))?
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// The interface of the IPv6 default route (::/0) with the lowest metric, skipping `lo`.
+pub fn default_route_v6(route: &str) -> Option<String> {
+    route
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // dest prefixlen src srcprefixlen nexthop metric refcnt use flags iface
+            let iface = *f.get(9)?;
+            (f.first()?.chars().all(|c| c == '0') && *f.get(1)? == "00" && iface != "lo")
+                .then(|| Some((u64::from_str_radix(f.get(5)?, 16).ok()?, iface.to_string())))?
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// The interface iftop would pick: the default route's.
+pub fn default_interface() -> Option<String> {
+    std::fs::read_to_string("/proc/net/route")
+        .ok()
+        .and_then(|r| default_route_v4(&r))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/net/ipv6_route")
+                .ok()
+                .and_then(|r| default_route_v6(&r))
+        })
+}
+
+/// Comma-separated names, for error messages.
+pub fn names(list: &[InterfaceInfo]) -> String {
+    if list.is_empty() {
+        return "none".into();
+    }
+    list.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_default_route_lowest_metric_wins() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0
+eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0
+eth0\t0000000A\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0
+";
+        assert_eq!(default_route_v4(route).as_deref(), Some("eth0"));
+        assert_eq!(default_route_v4("Iface\tDestination\n"), None);
+    }
+
+    #[test]
+    fn v6_default_route_skips_lo() {
+        let route = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens3
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     ens3
+";
+        assert_eq!(default_route_v6(route).as_deref(), Some("ens3"));
+    }
+
+    #[test]
+    fn this_host_has_a_loopback() {
+        let l = list().unwrap();
+        let lo = l.iter().find(|i| i.name == "lo").expect("lo listed");
+        assert_eq!(lo.kind, InterfaceKind::Loopback);
+        assert_eq!(lo.index, 1);
+    }
+}

@@ -1,0 +1,34 @@
+//! netmon: what is crossing a network interface right now — interface totals and the top
+//! connections, counted in the kernel by an eBPF TC classifier (no packet capture, no per-packet
+//! copy).
+//!
+//! # Layout
+//!
+//! Pure core (no syscalls, unit-tested without privileges):
+//! - [`flow`]: the kernel's raw flow keys as typed addresses, ports and protocols.
+//! - [`snapshot`]: kernel counters at an instant, and the difference of two over a window.
+//! - [`rank`]: sort key, grouping by host pair, top N.
+//! - [`units`]: MB/Mbps for JSON, iftop's notation for text.
+//! - [`config`]: raw flags and arguments turned into validated requests.
+//! - [`report`]: the `{success, message, data}` result object of the MCP tool contract.
+//! - [`text`]: the iftop-like text view.
+//!
+//! Edges:
+//! - [`source`]: the [`source::TrafficSource`] seam, with the eBPF source (bpf syscalls, TC
+//!   attachments) and a scripted one for tests.
+//! - [`iface`]: the host's interfaces and default route, from /sys and /proc.
+//!
+//! Errors are [`error::Error`]; each message names the fix.
+
+pub mod config;
+pub mod error;
+pub mod flow;
+pub mod iface;
+pub mod rank;
+pub mod report;
+pub mod snapshot;
+pub mod source;
+pub mod text;
+pub mod units;
+
+pub use error::{Error, Result};

@@ -1,0 +1,193 @@
+//! Ranking flows: sort key, grouping by host pair, top N. Pure.
+
+use crate::flow::{FlowCounters, FlowId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// What the top list is ordered by (descending).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SortKey {
+    /// Received bytes: the contract's default.
+    #[default]
+    Rx,
+    /// Sent bytes.
+    Tx,
+    /// Sent + received bytes.
+    Total,
+}
+
+/// What one row of the top list is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// One row per connection (addresses, ports, protocol), like `iftop -P`.
+    #[default]
+    Connection,
+    /// One row per local/remote host pair, all ports and protocols merged, like plain `iftop`.
+    Host,
+}
+
+/// A row of the ranking: a connection, or a host pair when grouped (then ports and protocol are
+/// `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ranked {
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub local_port: Option<u16>,
+    pub remote_port: Option<u16>,
+    pub protocol: Option<u8>,
+    pub counters: FlowCounters,
+    /// How many flows this row merges (1 per connection).
+    pub flows: u32,
+}
+
+fn sort_value(c: &FlowCounters, key: SortKey) -> u64 {
+    match key {
+        SortKey::Rx => c.rx_bytes,
+        SortKey::Tx => c.tx_bytes,
+        SortKey::Total => c.total_bytes(),
+    }
+}
+
+/// Groups, orders (by `key`, then total bytes, then addresses, so equal inputs give equal output)
+/// and keeps the first `top` rows. Also returns how many rows there were before the cut.
+pub fn rank(
+    flows: &[(FlowId, FlowCounters)],
+    key: SortKey,
+    by: GroupBy,
+    top: usize,
+) -> (Vec<Ranked>, usize) {
+    let mut rows: Vec<Ranked> = match by {
+        GroupBy::Connection => flows
+            .iter()
+            .map(|(id, c)| {
+                let ported = crate::flow::Protocol::has_ports(id.protocol);
+                Ranked {
+                    local: id.local,
+                    remote: id.remote,
+                    local_port: ported.then_some(id.local_port),
+                    remote_port: ported.then_some(id.remote_port),
+                    protocol: Some(id.protocol),
+                    counters: *c,
+                    flows: 1,
+                }
+            })
+            .collect(),
+        GroupBy::Host => {
+            let mut hosts: HashMap<(IpAddr, IpAddr), (FlowCounters, u32)> = HashMap::new();
+            for (id, c) in flows {
+                let e = hosts.entry((id.local, id.remote)).or_default();
+                e.0.add(c);
+                e.1 += 1;
+            }
+            hosts
+                .into_iter()
+                .map(|((local, remote), (counters, n))| Ranked {
+                    local,
+                    remote,
+                    local_port: None,
+                    remote_port: None,
+                    protocol: None,
+                    counters,
+                    flows: n,
+                })
+                .collect()
+        }
+    };
+    let all = rows.len();
+    rows.sort_by(|a, b| {
+        sort_value(&b.counters, key)
+            .cmp(&sort_value(&a.counters, key))
+            .then(b.counters.total_bytes().cmp(&a.counters.total_bytes()))
+            .then((a.local, a.remote, a.local_port, a.remote_port, a.protocol).cmp(&(
+                b.local,
+                b.remote,
+                b.local_port,
+                b.remote_port,
+                b.protocol,
+            )))
+    });
+    rows.truncate(top);
+    (rows, all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(remote: u8, port: u16, proto: u8, rx: u64, tx: u64) -> (FlowId, FlowCounters) {
+        (
+            FlowId {
+                local: IpAddr::from([10, 0, 0, 1]),
+                remote: IpAddr::from([10, 0, 0, remote]),
+                local_port: port,
+                remote_port: 443,
+                protocol: proto,
+            },
+            FlowCounters {
+                rx_bytes: rx,
+                rx_packets: 1,
+                tx_bytes: tx,
+                tx_packets: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn default_is_receive_bytes_descending_and_cut_to_top() {
+        let flows = vec![flow(2, 1, 6, 10, 900), flow(3, 2, 6, 500, 0), flow(4, 3, 6, 70, 70)];
+        let (rows, all) = rank(&flows, SortKey::Rx, GroupBy::Connection, 2);
+        assert_eq!(all, 3);
+        let rx: Vec<u64> = rows.iter().map(|r| r.counters.rx_bytes).collect();
+        assert_eq!(rx, vec![500, 70]);
+        assert_eq!(rows[0].local_port, Some(2));
+    }
+
+    #[test]
+    fn sort_by_tx_and_total() {
+        let flows = vec![flow(2, 1, 6, 10, 900), flow(3, 2, 6, 500, 0), flow(4, 3, 6, 300, 300)];
+        let (tx, _) = rank(&flows, SortKey::Tx, GroupBy::Connection, 10);
+        assert_eq!(tx[0].counters.tx_bytes, 900);
+        let (total, _) = rank(&flows, SortKey::Total, GroupBy::Connection, 10);
+        let t: Vec<u64> = total.iter().map(|r| r.counters.total_bytes()).collect();
+        assert_eq!(t, vec![910, 600, 500]);
+    }
+
+    #[test]
+    fn ties_are_ordered_deterministically() {
+        let flows = vec![flow(9, 1, 6, 100, 0), flow(2, 1, 6, 100, 0), flow(5, 1, 6, 100, 0)];
+        let (rows, _) = rank(&flows, SortKey::Rx, GroupBy::Connection, 10);
+        let remotes: Vec<IpAddr> = rows.iter().map(|r| r.remote).collect();
+        assert_eq!(
+            remotes,
+            vec![
+                IpAddr::from([10, 0, 0, 2]),
+                IpAddr::from([10, 0, 0, 5]),
+                IpAddr::from([10, 0, 0, 9])
+            ]
+        );
+    }
+
+    #[test]
+    fn grouping_by_host_merges_ports_and_protocols() {
+        let flows = vec![flow(2, 1, 6, 100, 1), flow(2, 2, 17, 50, 2), flow(3, 1, 6, 120, 0)];
+        let (rows, all) = rank(&flows, SortKey::Rx, GroupBy::Host, 10);
+        assert_eq!(all, 2);
+        assert_eq!(rows[0].remote, IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(rows[0].counters.rx_bytes, 150);
+        assert_eq!(rows[0].counters.tx_bytes, 3);
+        assert_eq!(rows[0].flows, 2);
+        assert_eq!((rows[0].local_port, rows[0].protocol), (None, None));
+    }
+
+    #[test]
+    fn portless_protocols_have_no_ports() {
+        let flows = vec![flow(2, 0, 1, 84, 84)];
+        let (rows, _) = rank(&flows, SortKey::Rx, GroupBy::Connection, 10);
+        assert_eq!((rows[0].local_port, rows[0].remote_port), (None, None));
+        assert_eq!(rows[0].protocol, Some(1));
+    }
+}

@@ -1,0 +1,325 @@
+//! The result object, in the shape of the MCP tool contract (`{success, message, data}`), built
+//! from a [`Sample`]. `netmon traffic --json` prints exactly this; the MCP tools return it.
+
+use crate::flow::Protocol;
+use crate::iface::InterfaceInfo;
+use crate::rank::{GroupBy, Ranked, SortKey, rank};
+use crate::snapshot::Sample;
+use crate::units::{bits_per_second, megabits, megabytes};
+use netmon_common::DirTotals;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Where the numbers came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SourceKind {
+    /// netmon's classifier on this host.
+    #[serde(rename = "ebpf")]
+    Ebpf,
+    /// `iftop -t` run over SSH on a remote host.
+    #[serde(rename = "ssh-iftop")]
+    SshIftop,
+    /// A netmon agent queried over HTTP.
+    #[serde(rename = "agent")]
+    Agent,
+    /// The scripted source used by unit tests.
+    #[serde(rename = "test")]
+    Test,
+}
+
+/// `{success, message, data}`: `data` is absent when `success` is false.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Response<T> {
+    pub success: bool,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+impl<T> Response<T> {
+    pub fn ok(message: String, data: T) -> Self {
+        Self {
+            success: true,
+            message,
+            data: Some(data),
+        }
+    }
+
+    pub fn err(message: String) -> Self {
+        Self {
+            success: false,
+            message,
+            data: None,
+        }
+    }
+}
+
+/// `get_interface_traffic`'s data.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficData {
+    /// The host that was sampled.
+    pub host: String,
+    pub source: SourceKind,
+    pub total_stats: TotalStats,
+    /// Top connections, ordered by `sort` (receive bytes by default), at most `top` of them.
+    pub top_connections: Vec<Connection>,
+    pub sort: SortKey,
+    pub group_by: GroupBy,
+    pub top: usize,
+    /// How many rows (connections or host pairs) had traffic in the window, before the top cut.
+    pub connections_seen: usize,
+}
+
+/// Interface totals over the window. `*_total` are MB (10^6 bytes) and `*_rate_avg` Mbps
+/// (10^6 bit/s), as the contract has them; the other fields are exact integers beside them.
+/// Bytes are L3 (IP header + payload), as iftop counts them.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TotalStats {
+    pub interface: String,
+    /// MB sent in the window.
+    pub tx_total: f64,
+    /// MB received in the window.
+    pub rx_total: f64,
+    /// Average send rate, Mbps.
+    pub tx_rate_avg: f64,
+    /// Average receive rate, Mbps.
+    pub rx_rate_avg: f64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_bps: u64,
+    pub rx_bps: u64,
+    /// Measured window length in nanoseconds.
+    pub window_ns: u64,
+    /// The same in seconds.
+    pub window_seconds: f64,
+    pub rx: DirectionDetail,
+    pub tx: DirectionDetail,
+}
+
+/// Everything counted in one direction, so no byte goes unaccounted for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DirectionDetail {
+    /// Frames seen (a GSO super-packet is one frame), as the kernel's interface counters count.
+    pub frames: u64,
+    /// Their length with the link-layer header, as the kernel's interface counters count.
+    pub frame_bytes: u64,
+    /// Frames that are not IP or could not be parsed (ARP, LLDP, truncated); not in `*_bytes`.
+    pub other_frames: u64,
+    pub other_bytes: u64,
+    /// IP packets/bytes that are in the totals but in no connection because the flow table was
+    /// full or an insert failed.
+    pub unattributed_packets: u64,
+    pub unattributed_bytes: u64,
+    /// Flow-table inserts refused because the table was full.
+    pub table_full_events: u64,
+    /// Flow-table inserts that failed for another reason.
+    pub insert_failed_events: u64,
+}
+
+impl From<&DirTotals> for DirectionDetail {
+    fn from(t: &DirTotals) -> Self {
+        Self {
+            frames: t.frames,
+            frame_bytes: t.frame_bytes,
+            other_frames: t.other_frames,
+            other_bytes: t.other_bytes,
+            unattributed_packets: t.overflow_packets,
+            unattributed_bytes: t.overflow_bytes,
+            table_full_events: t.overflow_table_full,
+            insert_failed_events: t.overflow_insert_failed,
+        }
+    }
+}
+
+/// One row of the top list: a connection, or a host pair with `group_by = host` (then ports and
+/// protocol are null).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Connection {
+    pub local_addr: IpAddr,
+    pub local_port: Option<u16>,
+    pub remote_addr: IpAddr,
+    pub remote_port: Option<u16>,
+    pub protocol: Option<Protocol>,
+    /// IP protocol number (6 TCP, 17 UDP, ...).
+    pub ip_protocol: Option<u8>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Average receive rate over the window, Mbps.
+    pub rx_rate: f64,
+    /// Average send rate over the window, Mbps.
+    pub tx_rate: f64,
+    pub rx_bps: u64,
+    pub tx_bps: u64,
+    /// Flows merged into this row (1 for a connection).
+    pub flows: u32,
+}
+
+impl Connection {
+    fn from_ranked(r: &Ranked, window_ns: u64) -> Self {
+        let rx_bps = bits_per_second(r.counters.rx_bytes, window_ns);
+        let tx_bps = bits_per_second(r.counters.tx_bytes, window_ns);
+        Self {
+            local_addr: r.local,
+            local_port: r.local_port,
+            remote_addr: r.remote,
+            remote_port: r.remote_port,
+            protocol: r.protocol.map(Protocol::from_number),
+            ip_protocol: r.protocol,
+            rx_bytes: r.counters.rx_bytes,
+            tx_bytes: r.counters.tx_bytes,
+            rx_packets: r.counters.rx_packets,
+            tx_packets: r.counters.tx_packets,
+            rx_rate: megabits(rx_bps),
+            tx_rate: megabits(tx_bps),
+            rx_bps,
+            tx_bps,
+            flows: r.flows,
+        }
+    }
+}
+
+/// What to keep of a sample.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    pub sort: SortKey,
+    pub by: GroupBy,
+    pub top: usize,
+}
+
+impl TrafficData {
+    pub fn from_sample(host: &str, source: SourceKind, iface: &str, s: &Sample, view: View) -> Self {
+        let w = s.window_ns;
+        let (rows, seen) = rank(&s.flows, view.sort, view.by, view.top);
+        let (rx_bps, tx_bps) = (bits_per_second(s.rx.ip_bytes, w), bits_per_second(s.tx.ip_bytes, w));
+        Self {
+            host: host.to_string(),
+            source,
+            total_stats: TotalStats {
+                interface: iface.to_string(),
+                tx_total: megabytes(s.tx.ip_bytes),
+                rx_total: megabytes(s.rx.ip_bytes),
+                tx_rate_avg: megabits(tx_bps),
+                rx_rate_avg: megabits(rx_bps),
+                tx_bytes: s.tx.ip_bytes,
+                rx_bytes: s.rx.ip_bytes,
+                tx_packets: s.tx.ip_packets,
+                rx_packets: s.rx.ip_packets,
+                tx_bps,
+                rx_bps,
+                window_ns: w,
+                window_seconds: w as f64 / 1e9,
+                rx: (&s.rx).into(),
+                tx: (&s.tx).into(),
+            },
+            top_connections: rows.iter().map(|r| Connection::from_ranked(r, w)).collect(),
+            sort: view.sort,
+            group_by: view.by,
+            top: view.top,
+            connections_seen: seen,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        let t = &self.total_stats;
+        format!(
+            "sampled {} on {} for {:.2} s: {:.3} MB received, {:.3} MB sent, {} of {} connections shown",
+            t.interface,
+            self.host,
+            t.window_seconds,
+            t.rx_total,
+            t.tx_total,
+            self.top_connections.len(),
+            self.connections_seen
+        )
+    }
+}
+
+/// `list_network_interfaces`' data: `interfaces` is the contract's list of names, `details` has
+/// the rest.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct InterfacesData {
+    pub host: String,
+    pub interfaces: Vec<String>,
+    pub details: Vec<InterfaceInfo>,
+}
+
+impl InterfacesData {
+    pub fn new(host: &str, list: Vec<InterfaceInfo>) -> Self {
+        Self {
+            host: host.to_string(),
+            interfaces: list.iter().map(|i| i.name.clone()).collect(),
+            details: list,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{FlowCounters, FlowId};
+
+    fn sample() -> Sample {
+        let id = |port| FlowId {
+            local: IpAddr::from([10, 200, 1, 2]),
+            remote: IpAddr::from([10, 200, 1, 1]),
+            local_port: 5201,
+            remote_port: port,
+            protocol: 6,
+        };
+        Sample {
+            window_ns: 2_000_000_000,
+            rx: DirTotals {
+                frames: 7_300,
+                frame_bytes: 10_968_094,
+                ip_packets: 7_300,
+                ip_bytes: 10_865_894,
+                ..Default::default()
+            },
+            tx: DirTotals {
+                ip_packets: 1_000,
+                ip_bytes: 62_700,
+                ..Default::default()
+            },
+            flows: vec![
+                (id(39548), FlowCounters { rx_bytes: 1_146, rx_packets: 15, tx_bytes: 1_055, tx_packets: 14 }),
+                (id(39564), FlowCounters { rx_bytes: 10_864_748, rx_packets: 7_285, tx_bytes: 61_645, tx_packets: 986 }),
+            ],
+        }
+    }
+
+    #[test]
+    fn contract_fields_and_exact_integers() {
+        let view = View { sort: SortKey::Rx, by: GroupBy::Connection, top: 10 };
+        let d = TrafficData::from_sample("localhost", SourceKind::Test, "vinfb", &sample(), view);
+        let t = &d.total_stats;
+        assert_eq!(t.rx_total, 10.865894);
+        assert_eq!(t.rx_bps, 43_463_576);
+        assert_eq!(t.rx_rate_avg, 43.463576);
+        assert_eq!(t.tx_bytes, 62_700);
+        assert_eq!(t.window_seconds, 2.0);
+        assert_eq!(t.rx.frames, 7_300);
+        assert_eq!(d.top_connections[0].remote_port, Some(39564));
+        assert_eq!(d.top_connections[0].protocol, Some(Protocol::Tcp));
+        assert_eq!(d.connections_seen, 2);
+
+        let v = serde_json::to_value(Response::ok(d.summary(), d)).unwrap();
+        for key in ["interface", "tx_total", "rx_total", "tx_rate_avg", "rx_rate_avg"] {
+            assert!(v["data"]["total_stats"].get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["data"]["source"], "ebpf".replace("ebpf", "test"));
+        assert_eq!(v["data"]["host"], "localhost");
+        assert_eq!(v["data"]["top_connections"][0]["protocol"], "tcp");
+    }
+
+    #[test]
+    fn failure_has_no_data() {
+        let v = serde_json::to_value(Response::<TrafficData>::err("no".into())).unwrap();
+        assert_eq!(v["success"], false);
+        assert!(v.get("data").is_none());
+    }
+}

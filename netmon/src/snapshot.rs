@@ -1,0 +1,173 @@
+//! Snapshots of the kernel counters and the difference of two of them over a window.
+//!
+//! Pure: a [`Snapshot`] is plain data read from the maps, and [`diff`] turns two of them into a
+//! [`Sample`]. Counters only grow while an interface is attached; an entry that shrank was removed
+//! and re-created between the snapshots, so its whole current value is new.
+
+use crate::flow::{FlowCounters, FlowId};
+use netmon_common::DirTotals;
+use std::collections::HashMap;
+
+/// Everything netmon knows about one interface at one instant.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` uses.
+    pub taken_ns: u64,
+    pub rx: DirTotals,
+    pub tx: DirTotals,
+    pub flows: HashMap<FlowId, FlowCounters>,
+}
+
+/// What crossed the interface between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// Measured length of the window.
+    pub window_ns: u64,
+    pub rx: DirTotals,
+    pub tx: DirTotals,
+    /// Flows with traffic in the window, in no particular order.
+    pub flows: Vec<(FlowId, FlowCounters)>,
+}
+
+fn delta(after: u64, before: u64) -> u64 {
+    if after >= before { after - before } else { after }
+}
+
+/// Per-field difference of two totals.
+pub fn diff_totals(after: &DirTotals, before: &DirTotals) -> DirTotals {
+    DirTotals {
+        frames: delta(after.frames, before.frames),
+        frame_bytes: delta(after.frame_bytes, before.frame_bytes),
+        ip_packets: delta(after.ip_packets, before.ip_packets),
+        ip_bytes: delta(after.ip_bytes, before.ip_bytes),
+        other_frames: delta(after.other_frames, before.other_frames),
+        other_bytes: delta(after.other_bytes, before.other_bytes),
+        overflow_packets: delta(after.overflow_packets, before.overflow_packets),
+        overflow_bytes: delta(after.overflow_bytes, before.overflow_bytes),
+        overflow_table_full: delta(after.overflow_table_full, before.overflow_table_full),
+        overflow_insert_failed: delta(after.overflow_insert_failed, before.overflow_insert_failed),
+    }
+}
+
+/// Sums per-CPU totals into one.
+pub fn sum_totals<'a>(per_cpu: impl IntoIterator<Item = &'a DirTotals>) -> DirTotals {
+    per_cpu.into_iter().fold(DirTotals::default(), |mut acc, t| {
+        acc.frames += t.frames;
+        acc.frame_bytes += t.frame_bytes;
+        acc.ip_packets += t.ip_packets;
+        acc.ip_bytes += t.ip_bytes;
+        acc.other_frames += t.other_frames;
+        acc.other_bytes += t.other_bytes;
+        acc.overflow_packets += t.overflow_packets;
+        acc.overflow_bytes += t.overflow_bytes;
+        acc.overflow_table_full += t.overflow_table_full;
+        acc.overflow_insert_failed += t.overflow_insert_failed;
+        acc
+    })
+}
+
+/// The traffic between `before` and `after`.
+pub fn diff(before: &Snapshot, after: &Snapshot) -> Sample {
+    let flows = after
+        .flows
+        .iter()
+        .filter_map(|(id, now)| {
+            let then = before.flows.get(id).copied().unwrap_or_default();
+            let d = if now.rx_bytes < then.rx_bytes
+                || now.tx_bytes < then.tx_bytes
+                || now.rx_packets < then.rx_packets
+                || now.tx_packets < then.tx_packets
+            {
+                *now
+            } else {
+                FlowCounters {
+                    rx_bytes: now.rx_bytes - then.rx_bytes,
+                    rx_packets: now.rx_packets - then.rx_packets,
+                    tx_bytes: now.tx_bytes - then.tx_bytes,
+                    tx_packets: now.tx_packets - then.tx_packets,
+                }
+            };
+            (!d.is_zero()).then_some((*id, d))
+        })
+        .collect();
+    Sample {
+        window_ns: after.taken_ns.saturating_sub(before.taken_ns),
+        rx: diff_totals(&after.rx, &before.rx),
+        tx: diff_totals(&after.tx, &before.tx),
+        flows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn id(port: u16) -> FlowId {
+        FlowId {
+            local: IpAddr::from([10, 0, 0, 1]),
+            remote: IpAddr::from([10, 0, 0, 2]),
+            local_port: port,
+            remote_port: 80,
+            protocol: 6,
+        }
+    }
+
+    fn c(rx: u64, tx: u64) -> FlowCounters {
+        FlowCounters {
+            rx_bytes: rx,
+            rx_packets: rx / 100,
+            tx_bytes: tx,
+            tx_packets: tx / 100,
+        }
+    }
+
+    #[test]
+    fn diff_subtracts_existing_flows_and_keeps_new_ones_whole() {
+        let before = Snapshot {
+            taken_ns: 1_000,
+            flows: [(id(1), c(1_000, 500)), (id(2), c(300, 300))].into(),
+            ..Default::default()
+        };
+        let after = Snapshot {
+            taken_ns: 5_000_001_000,
+            flows: [(id(1), c(3_000, 700)), (id(2), c(300, 300)), (id(3), c(200, 0))].into(),
+            ..Default::default()
+        };
+        let mut s = diff(&before, &after);
+        s.flows.sort();
+        assert_eq!(s.window_ns, 5_000_000_000);
+        // id(2) had no traffic in the window and is left out.
+        assert_eq!(s.flows, vec![(id(1), c(2_000, 200)), (id(3), c(200, 0))]);
+    }
+
+    #[test]
+    fn a_shrunken_flow_was_recreated_and_counts_whole() {
+        let before = Snapshot {
+            flows: [(id(1), c(10_000, 0))].into(),
+            ..Default::default()
+        };
+        let after = Snapshot {
+            flows: [(id(1), c(400, 100))].into(),
+            ..Default::default()
+        };
+        assert_eq!(diff(&before, &after).flows, vec![(id(1), c(400, 100))]);
+    }
+
+    #[test]
+    fn totals_are_summed_over_cpus_and_differenced() {
+        let t = |n: u64| DirTotals {
+            frames: n,
+            frame_bytes: n * 100,
+            ip_packets: n,
+            ip_bytes: n * 86,
+            overflow_table_full: n / 2,
+            ..Default::default()
+        };
+        let summed = sum_totals([&t(2), &t(4)]);
+        assert_eq!(summed, t(6));
+        assert_eq!(diff_totals(&t(10), &t(4)), t(6));
+        // A counter that went backwards (entry re-created) counts from zero.
+        assert_eq!(diff_totals(&t(3), &t(10)), t(3));
+    }
+}

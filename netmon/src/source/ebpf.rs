@@ -1,0 +1,381 @@
+//! The eBPF source: loads netmon's classifier once, attaches it to an interface while at least
+//! one caller samples that interface, and reads the kernel maps into [`Snapshot`]s.
+//!
+//! Attachments go through TCX links on kernels that have them (6.6+): they belong to this
+//! process and vanish when it exits, even on `kill -9`, and they never touch qdiscs or other
+//! programs' filters. Older kernels get a clsact filter of netmon's own; a clsact qdisc is added
+//! only if missing and is never removed, since other tools' filters may hang off it.
+
+use super::TrafficSource;
+use crate::error::{Error, Result};
+use crate::flow::{FlowCounters, FlowId};
+use crate::iface::{self, InterfaceInfo};
+use crate::report::SourceKind;
+use crate::snapshot::{Sample, Snapshot, diff, sum_totals};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuHashMap, PerCpuValues},
+    programs::{
+        SchedClassifier, TcAttachType,
+        tc::{self, SchedClassifierLinkId},
+    },
+    util::KernelVersion,
+};
+use netmon_common::{
+    DEFAULT_FLOW_CAPACITY, DirTotals, Direction, EGRESS_PROG, FLOWS_MAP, FlowKey, FlowValue,
+    INGRESS_PROG, LINKS_MAP, TOTALS_MAP, TotalsKey,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The kernel object built from `netmon-ebpf` by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmon"));
+
+/// Largest flow table netmon will ask for (each entry costs ~100 bytes of kernel memory).
+pub const MAX_FLOW_CAPACITY: u32 = 16 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct EbpfOptions {
+    /// Entries in the flow table; flows beyond it are counted as unattributed.
+    pub flow_capacity: u32,
+}
+
+impl Default for EbpfOptions {
+    fn default() -> Self {
+        Self {
+            flow_capacity: DEFAULT_FLOW_CAPACITY,
+        }
+    }
+}
+
+/// Progress of one sample, for callers that report it (CLI, MCP progress notifications).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Progress {
+    /// Attached and counting; the window starts now.
+    Started { window: Duration },
+    /// Part of the window has passed.
+    Elapsed { elapsed: Duration, window: Duration },
+}
+
+struct Attached {
+    users: usize,
+    name: String,
+    ingress: SchedClassifierLinkId,
+    egress: SchedClassifierLinkId,
+}
+
+struct State {
+    ebpf: Ebpf,
+    flows: HashMap<MapData, FlowKey, FlowValue>,
+    totals: PerCpuHashMap<MapData, TotalsKey, DirTotals>,
+    links: HashMap<MapData, u32, u32>,
+    attached: BTreeMap<u32, Attached>,
+    nr_cpus: usize,
+}
+
+/// netmon's classifier, loaded once and shared by every caller of this process.
+#[derive(Clone)]
+pub struct EbpfSource {
+    state: Arc<Mutex<State>>,
+    host: String,
+}
+
+fn raise_memlock() {
+    // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones use memcg and ignore it.
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        log::debug!("could not raise RLIMIT_MEMLOCK; fine on kernels 5.11+");
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| Error::Ebpf {
+        action: "find a map",
+        detail: format!("map {name} is missing from the object"),
+    })?;
+    T::try_from(map).map_err(|e| Error::from_ebpf("open a map", &e))
+}
+
+fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| Error::Ebpf {
+            action: "find a program",
+            detail: format!("program {name} is missing from the object"),
+        })?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| Error::from_ebpf("find a program", &e))
+}
+
+impl EbpfSource {
+    /// Loads the classifier into the kernel (nothing is attached yet).
+    pub fn load(opts: EbpfOptions) -> Result<Self> {
+        if opts.flow_capacity == 0 || opts.flow_capacity > MAX_FLOW_CAPACITY {
+            return Err(Error::Ebpf {
+                action: "size the flow table",
+                detail: format!(
+                    "capacity {} is out of range: use 1–{MAX_FLOW_CAPACITY}",
+                    opts.flow_capacity
+                ),
+            });
+        }
+        raise_memlock();
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(FLOWS_MAP, opts.flow_capacity)
+            .load(OBJECT)
+            .map_err(|e| Error::from_ebpf("load the eBPF program", &e))?;
+        for name in [INGRESS_PROG, EGRESS_PROG] {
+            classifier(&mut ebpf, name)?
+                .load()
+                .map_err(|e| Error::from_ebpf("load the classifier (verifier)", &e))?;
+        }
+        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::Io {
+            path: what.into(),
+            source: e,
+        })?;
+        let state = State {
+            flows: take_map(&mut ebpf, FLOWS_MAP)?,
+            totals: take_map(&mut ebpf, TOTALS_MAP)?,
+            links: take_map(&mut ebpf, LINKS_MAP)?,
+            ebpf,
+            attached: BTreeMap::new(),
+            nr_cpus,
+        };
+        Ok(Self {
+            state: Arc::new(Mutex::new(state)),
+            host: "localhost".into(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain map handles behind, still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The loaded classifier for one direction, e.g. to run frames through it with
+    /// BPF_PROG_TEST_RUN. The closure runs under the source's lock.
+    pub fn with_program<R>(&self, direction: Direction, f: impl FnOnce(&SchedClassifier) -> R) -> Result<R> {
+        let mut st = self.lock();
+        let name = match direction {
+            Direction::Ingress => INGRESS_PROG,
+            Direction::Egress => EGRESS_PROG,
+        };
+        Ok(f(classifier(&mut st.ebpf, name)?))
+    }
+
+    /// Tells the classifier what precedes the IP header on `ifindex` and creates its totals.
+    /// [`Self::attach`] does this itself; tests that run frames through the program without
+    /// attaching call it directly.
+    pub fn prepare(&self, ifindex: u32, link: netmon_common::LinkKind) -> Result<()> {
+        let mut st = self.lock();
+        prepare(&mut st, ifindex, link)
+    }
+
+    /// Attaches to `iface` (or adds a user to an existing attachment). Detached when the last
+    /// returned guard is dropped.
+    pub fn attach(&self, iface: &InterfaceInfo) -> Result<Attachment> {
+        let mut st = self.lock();
+        if let Some(a) = st.attached.get_mut(&iface.index) {
+            a.users += 1;
+        } else {
+            prepare(&mut st, iface.index, iface.link_kind())?;
+            let ingress = attach_one(&mut st.ebpf, INGRESS_PROG, &iface.name, TcAttachType::Ingress)?;
+            let egress = match attach_one(&mut st.ebpf, EGRESS_PROG, &iface.name, TcAttachType::Egress) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = classifier(&mut st.ebpf, INGRESS_PROG).map(|p| p.detach(ingress));
+                    return Err(e);
+                }
+            };
+            log::info!("attached to {} (ifindex {}) ingress and egress", iface.name, iface.index);
+            st.attached.insert(
+                iface.index,
+                Attached {
+                    users: 1,
+                    name: iface.name.clone(),
+                    ingress,
+                    egress,
+                },
+            );
+        }
+        Ok(Attachment {
+            source: self.clone(),
+            ifindex: iface.index,
+        })
+    }
+
+    fn release(&self, ifindex: u32) {
+        let mut st = self.lock();
+        let Some(a) = st.attached.get_mut(&ifindex) else {
+            return;
+        };
+        a.users -= 1;
+        if a.users > 0 {
+            return;
+        }
+        let Some(a) = st.attached.remove(&ifindex) else {
+            return;
+        };
+        for (prog, link) in [(INGRESS_PROG, a.ingress), (EGRESS_PROG, a.egress)] {
+            if let Err(e) = classifier(&mut st.ebpf, prog).and_then(|p| {
+                p.detach(link).map_err(|e| Error::from_ebpf("detach", &e))
+            }) {
+                log::warn!("detaching {prog} from {}: {e}", a.name);
+            }
+        }
+        // The table is shared by all interfaces: give this one's entries back.
+        let stale: Vec<FlowKey> = st.flows.keys().filter_map(|k| k.ok()).filter(|k| k.ifindex == ifindex).collect();
+        for k in &stale {
+            let _ = st.flows.remove(k);
+        }
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let _ = st.totals.remove(&TotalsKey {
+                ifindex,
+                direction: direction as u32,
+            });
+        }
+        let _ = st.links.remove(&ifindex);
+        log::info!("detached from {} (ifindex {ifindex})", a.name);
+    }
+
+    /// The current counters of one interface.
+    pub fn snapshot(&self, ifindex: u32) -> Snapshot {
+        let st = self.lock();
+        let taken_ns = monotonic_ns();
+        let totals = |direction: Direction| {
+            st.totals
+                .get(
+                    &TotalsKey {
+                        ifindex,
+                        direction: direction as u32,
+                    },
+                    0,
+                )
+                .map(|v| sum_totals(v.iter()))
+                .unwrap_or_default()
+        };
+        let (rx, tx) = (totals(Direction::Ingress), totals(Direction::Egress));
+        let flows = st
+            .flows
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(k, _)| k.ifindex == ifindex)
+            .map(|(k, v)| (FlowId::from_key(&k), FlowCounters::from(&v)))
+            .collect();
+        Snapshot {
+            taken_ns,
+            rx,
+            tx,
+            flows,
+        }
+    }
+
+    /// Attach, count for `window`, detach: the traffic of that window.
+    pub async fn sample_with_progress(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Sample> {
+        let _attachment = self.attach(iface)?;
+        let before = self.snapshot(iface.index);
+        progress(Progress::Started { window });
+        let start = tokio::time::Instant::now();
+        let deadline = start + window;
+        let mut tick = start;
+        loop {
+            tick += Duration::from_secs(1);
+            if tick >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                break;
+            }
+            tokio::time::sleep_until(tick).await;
+            progress(Progress::Elapsed {
+                elapsed: tick - start,
+                window,
+            });
+        }
+        Ok(diff(&before, &self.snapshot(iface.index)))
+    }
+}
+
+fn prepare(st: &mut State, ifindex: u32, link: netmon_common::LinkKind) -> Result<()> {
+    st.links
+        .insert(ifindex, link as u32, 0)
+        .map_err(|e| Error::from_ebpf("configure the link type", &e))?;
+    for direction in [Direction::Ingress, Direction::Egress] {
+        let key = TotalsKey {
+            ifindex,
+            direction: direction as u32,
+        };
+        if st.totals.get(&key, 0).is_err() {
+            let zeros = PerCpuValues::try_from(vec![DirTotals::default(); st.nr_cpus])
+                .map_err(|e| Error::Ebpf {
+                    action: "create interface totals",
+                    detail: e.to_string(),
+                })?;
+            st.totals
+                .insert(key, zeros, 0)
+                .map_err(|e| Error::from_ebpf("create interface totals", &e))?;
+        }
+    }
+    Ok(())
+}
+
+fn attach_one(ebpf: &mut Ebpf, prog: &str, iface: &str, kind: TcAttachType) -> Result<SchedClassifierLinkId> {
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if !tcx {
+        // Netlink filters need a clsact qdisc. Add one only if missing (EEXIST is fine), and
+        // never remove it: other tools' filters may hang off it.
+        if let Err(e) = tc::qdisc_add_clsact(iface) {
+            log::debug!("clsact on {iface}: {e} (already present is fine)");
+        }
+    }
+    classifier(ebpf, prog)?
+        .attach(iface, kind)
+        .map_err(|e| Error::from_ebpf("attach the classifier", &e))
+}
+
+/// Keeps an interface attached; detaches when the last one for it is dropped.
+pub struct Attachment {
+    source: EbpfSource,
+    ifindex: u32,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.source.release(self.ifindex);
+    }
+}
+
+impl TrafficSource for EbpfSource {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Ebpf
+    }
+
+    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+        iface::list()
+    }
+
+    async fn sample(&self, iface: &InterfaceInfo, window: Duration) -> Result<Sample> {
+        self.sample_with_progress(iface, window, &|_| {}).await
+    }
+}

@@ -1,0 +1,63 @@
+//! The seam between what is measured and where it is measured: a [`TrafficSource`] lists
+//! interfaces and samples one over a window. [`ebpf::EbpfSource`] counts in this kernel;
+//! [`scripted::ScriptedSource`] replays snapshots for tests. Everything above this seam (diff,
+//! ranking, the result object, the text view) is the same whatever the source.
+
+pub mod ebpf;
+pub mod scripted;
+
+use crate::config::TrafficRequest;
+use crate::error::{Error, Result};
+use crate::iface::{self, InterfaceInfo};
+use crate::report::{SourceKind, TrafficData, View};
+use crate::snapshot::Sample;
+use std::future::Future;
+use std::time::Duration;
+
+pub trait TrafficSource: Send + Sync {
+    /// The host this source measures, as reported in `data.host`.
+    fn host(&self) -> &str;
+
+    fn kind(&self) -> SourceKind;
+
+    fn interfaces(&self) -> impl Future<Output = Result<Vec<InterfaceInfo>>> + Send;
+
+    /// Traffic on `iface` over `window`. `iface` has been checked against [`Self::interfaces`].
+    fn sample(&self, iface: &InterfaceInfo, window: Duration) -> impl Future<Output = Result<Sample>> + Send;
+}
+
+/// Resolves the requested interface on the source's host: the named one, or the default route's.
+pub fn resolve_iface(req: &TrafficRequest, list: &[InterfaceInfo], host: &str, default: Option<String>) -> Result<InterfaceInfo> {
+    let name = match &req.iface {
+        Some(n) => n.as_str().to_string(),
+        None => default.ok_or_else(|| Error::NoDefaultInterface {
+            available: iface::names(list),
+        })?,
+    };
+    list.iter()
+        .find(|i| i.name == name)
+        .cloned()
+        .ok_or_else(|| Error::UnknownInterface {
+            name,
+            host: host.to_string(),
+            available: iface::names(list),
+        })
+}
+
+/// Validates the interface, samples it and builds the result data.
+pub async fn collect<S: TrafficSource>(source: &S, req: &TrafficRequest, default_iface: Option<String>) -> Result<TrafficData> {
+    let list = source.interfaces().await?;
+    let iface = resolve_iface(req, &list, source.host(), default_iface)?;
+    let sample = source.sample(&iface, req.window.duration()).await?;
+    Ok(TrafficData::from_sample(
+        source.host(),
+        source.kind(),
+        &iface.name,
+        &sample,
+        View {
+            sort: req.sort,
+            by: req.by,
+            top: req.top,
+        },
+    ))
+}

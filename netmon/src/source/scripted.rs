@@ -1,0 +1,110 @@
+//! A source that replays prepared snapshots: for tests of everything above the seam.
+
+use super::TrafficSource;
+use crate::error::Result;
+use crate::iface::InterfaceInfo;
+use crate::report::SourceKind;
+use crate::snapshot::{Sample, Snapshot, diff};
+use std::time::Duration;
+
+pub struct ScriptedSource {
+    pub host: String,
+    pub interfaces: Vec<InterfaceInfo>,
+    /// The snapshots taken at the start and the end of every window.
+    pub before: Snapshot,
+    pub after: Snapshot,
+}
+
+impl TrafficSource for ScriptedSource {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Test
+    }
+
+    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+        Ok(self.interfaces.clone())
+    }
+
+    async fn sample(&self, _iface: &InterfaceInfo, _window: Duration) -> Result<Sample> {
+        Ok(diff(&self.before, &self.after))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SampleWindow, TrafficRequest};
+    use crate::error::Error;
+    use crate::flow::{FlowCounters, FlowId};
+    use crate::iface::InterfaceKind;
+    use crate::rank::{GroupBy, SortKey};
+    use crate::source::collect;
+    use netmon_common::DirTotals;
+
+    fn iface(name: &str, index: u32) -> InterfaceInfo {
+        InterfaceInfo {
+            name: name.into(),
+            index,
+            up: true,
+            operstate: "up".into(),
+            mac: None,
+            mtu: 1500,
+            kind: InterfaceKind::Ethernet,
+            addresses: vec![],
+        }
+    }
+
+    fn source() -> ScriptedSource {
+        let id = FlowId {
+            local: [10, 0, 0, 1].into(),
+            remote: [10, 0, 0, 2].into(),
+            local_port: 22,
+            remote_port: 50000,
+            protocol: 6,
+        };
+        ScriptedSource {
+            host: "localhost".into(),
+            interfaces: vec![iface("lo", 1), iface("eth0", 2)],
+            before: Snapshot::default(),
+            after: Snapshot {
+                taken_ns: 5_000_000_000,
+                rx: DirTotals { ip_bytes: 1000, ip_packets: 10, ..Default::default() },
+                tx: DirTotals { ip_bytes: 500, ip_packets: 5, ..Default::default() },
+                flows: [(id, FlowCounters { rx_bytes: 1000, rx_packets: 10, tx_bytes: 500, tx_packets: 5 })].into(),
+            },
+        }
+    }
+
+    fn req(iface: Option<&str>) -> TrafficRequest {
+        TrafficRequest::new(iface, 5.0, SampleWindow::CLI_RANGE, 10, SortKey::Rx, GroupBy::Connection).unwrap()
+    }
+
+    #[tokio::test]
+    async fn collect_builds_the_result_for_the_named_interface() {
+        let d = collect(&source(), &req(Some("eth0")), None).await.unwrap();
+        assert_eq!(d.total_stats.interface, "eth0");
+        assert_eq!(d.total_stats.rx_bytes, 1000);
+        assert_eq!(d.total_stats.rx_bps, 1600);
+        assert_eq!(d.top_connections.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_iface_the_default_route_interface_is_used() {
+        let d = collect(&source(), &req(None), Some("eth0".into())).await.unwrap();
+        assert_eq!(d.total_stats.interface, "eth0");
+        let e = collect(&source(), &req(None), None).await.unwrap_err();
+        assert!(e.to_string().contains("--iface (lo, eth0)"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_interface_lists_the_existing_ones() {
+        let e = collect(&source(), &req(Some("wlan9")), None).await.unwrap_err();
+        assert!(matches!(e, Error::UnknownInterface { .. }));
+        let msg = e.to_string();
+        assert!(msg.contains("\"wlan9\" does not exist on localhost"), "{msg}");
+        assert!(msg.contains("lo, eth0"), "{msg}");
+    }
+}

@@ -1,0 +1,278 @@
+//! Helpers for netmon's privileged integration tests: network namespaces joined by a veth pair,
+//! child processes stopped by PID, kernel interface counters, and the netmon binary run inside a
+//! namespace. Everything a test creates is removed by a `Drop`, so it goes away when the test
+//! fails too.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The tests load eBPF programs and create namespaces: they need root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "privileged integration tests need root: run `cargo xtask test`");
+}
+
+/// A name unique to this process and call, at most 15 bytes (IFNAMSIZ).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{}x{n}", std::process::id() % 100_000);
+    assert!(name.len() <= 15, "{name} too long");
+    name
+}
+
+pub fn sh(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn ip(args: &[&str]) -> Output {
+    sh(Command::new("ip").args(args))
+}
+
+/// `ip netns exec NS ARGS...`: runs inside the namespace with its own /sys mounted.
+pub fn in_ns(ns: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]);
+    c
+}
+
+/// Two namespaces, `a` and `b`, joined by a veth pair `dev_a`/`dev_b` with
+/// 10.200.1.1/24 + fd00:200::1/64 in `a` and .2/::2 in `b`. Both namespaces are deleted on drop,
+/// which deletes the veth pair.
+pub struct VethPair {
+    pub ns_a: String,
+    pub ns_b: String,
+    pub dev_a: String,
+    pub dev_b: String,
+}
+
+pub const ADDR_A4: &str = "10.200.1.1";
+pub const ADDR_B4: &str = "10.200.1.2";
+pub const ADDR_A6: &str = "fd00:200::1";
+pub const ADDR_B6: &str = "fd00:200::2";
+
+impl VethPair {
+    /// `offloads`: leave TSO/GSO/GRO as veth has them (on), or turn them off on both ends so the
+    /// classifier sees one skb per wire packet.
+    pub fn new(offloads: bool) -> Self {
+        require_root();
+        let pair = Self {
+            ns_a: unique("nma"),
+            ns_b: unique("nmb"),
+            dev_a: unique("va"),
+            dev_b: unique("vb"),
+        };
+        ip(&["netns", "add", &pair.ns_a]);
+        ip(&["netns", "add", &pair.ns_b]);
+        ip(&[
+            "link", "add", &pair.dev_a, "netns", &pair.ns_a, "type", "veth", "peer", "name", &pair.dev_b, "netns",
+            &pair.ns_b,
+        ]);
+        for (ns, dev, a4, a6) in [
+            (&pair.ns_a, &pair.dev_a, ADDR_A4, ADDR_A6),
+            (&pair.ns_b, &pair.dev_b, ADDR_B4, ADDR_B6),
+        ] {
+            // No router solicitations or DAD probes: the link must stay quiet between tests'
+            // counter reads.
+            for (k, v) in [("accept_ra", "0"), ("dad_transmits", "0"), ("router_solicitations", "0")] {
+                sh(in_ns(ns, "sysctl").args(["-q", "-w", &format!("net.ipv6.conf.{dev}.{k}={v}")]));
+            }
+            sh(in_ns(ns, "ip").args(["addr", "add", &format!("{a4}/24"), "dev", dev]));
+            sh(in_ns(ns, "ip").args(["addr", "add", &format!("{a6}/64"), "dev", dev, "nodad"]));
+            sh(in_ns(ns, "ip").args(["link", "set", "lo", "up"]));
+            if !offloads {
+                sh(in_ns(ns, "ethtool").args(["-K", dev, "tso", "off", "gso", "off", "gro", "off"]));
+            }
+            sh(in_ns(ns, "ip").args(["link", "set", dev, "up"]));
+        }
+        pair.wait_quiet();
+        pair
+    }
+
+    /// Waits until link-up chatter (MLD reports, neighbour discovery) has stopped: no counter on
+    /// `dev_a` moves for 1.5 s. Bounded to 20 s.
+    pub fn wait_quiet(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = self.counters_a();
+        let mut still_since = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = self.counters_a();
+            if now != last {
+                last = now;
+                still_since = Instant::now();
+            } else if still_since.elapsed() >= Duration::from_millis(1500) {
+                return;
+            }
+        }
+        panic!("{} never went quiet", self.dev_a);
+    }
+
+    pub fn counters_a(&self) -> Counters {
+        Counters::read(&self.ns_a, &self.dev_a)
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// The kernel's interface counters (L2: IP bytes + 14 per Ethernet frame).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+}
+
+impl Counters {
+    pub fn read(ns: &str, dev: &str) -> Self {
+        let get = |name: &str| -> u64 {
+            let out = sh(in_ns(ns, "cat").arg(format!("/sys/class/net/{dev}/statistics/{name}")));
+            String::from_utf8_lossy(&out.stdout).trim().parse().expect("counter")
+        };
+        Self {
+            rx_bytes: get("rx_bytes"),
+            rx_packets: get("rx_packets"),
+            tx_bytes: get("tx_bytes"),
+            tx_packets: get("tx_packets"),
+        }
+    }
+
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            rx_bytes: self.rx_bytes - before.rx_bytes,
+            rx_packets: self.rx_packets - before.rx_packets,
+            tx_bytes: self.tx_bytes - before.tx_bytes,
+            tx_packets: self.tx_packets - before.tx_packets,
+        }
+    }
+}
+
+/// A child process that is killed (by its PID, which only it has) and reaped on drop.
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The netmon binary built next to this test binary (`cargo test --workspace` builds it).
+pub fn netmon_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("netmon");
+    assert!(bin.exists(), "{} not built: run `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// netmon started inside `ns`, with stdout and stderr piped.
+pub fn spawn_netmon(ns: &str, args: &[&str]) -> Spawned {
+    let child = in_ns(ns, netmon_bin().to_str().expect("utf-8 path"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning netmon");
+    Spawned(child)
+}
+
+/// Reads `child`'s stderr until netmon says its window has started (bounded to 30 s); returns a
+/// reader for the rest of stderr.
+pub fn wait_attached(child: &mut Spawned) -> BufReader<std::process::ChildStderr> {
+    let stderr = child.0.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stderr);
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Err(seen));
+                    return;
+                }
+                Ok(_) => {
+                    seen.push_str(&line);
+                    if line.contains("sampling for") {
+                        let _ = tx.send(Ok(r));
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(stderr)) => panic!("netmon exited before attaching; stderr:\n{stderr}"),
+        Err(_) => panic!("netmon did not attach within 30 s"),
+    }
+}
+
+/// Waits for netmon to exit (bounded) and returns its parsed JSON stdout.
+pub fn finish_json(mut child: Spawned, mut rest_of_stderr: impl Read) -> serde_json::Value {
+    let mut stdout = child.0.stdout.take().expect("piped stdout");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).expect("stdout");
+            let mut err = String::new();
+            let _ = rest_of_stderr.read_to_string(&mut err);
+            assert!(status.success(), "netmon failed: {status}\nstdout:\n{out}\nstderr:\n{err}");
+            return serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{out}"));
+        }
+        assert!(Instant::now() < deadline, "netmon did not finish within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// iperf3 server bound to `addr` inside `ns`, one test at a time, stopped on drop.
+pub fn iperf3_server(ns: &str, addr: &str) -> Spawned {
+    let child = in_ns(ns, "iperf3")
+        .args(["-s", "-B", addr, "-p", "5201"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning iperf3 -s");
+    // Bounded wait until it listens.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let out = in_ns(ns, "ss").args(["-Hltn", "sport = :5201"]).output().expect("ss");
+        if !out.stdout.is_empty() {
+            return Spawned(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("iperf3 server did not listen within 10 s");
+}
+
+/// Runs an iperf3 client in `ns` (bounded by iperf3's own -n and a 60 s timeout) and returns
+/// its JSON report.
+pub fn iperf3_client(ns: &str, args: &[&str]) -> serde_json::Value {
+    let out = sh(in_ns(ns, "timeout").args(["60", "iperf3", "-J", "--connect-timeout", "5000"]).args(args));
+    serde_json::from_slice(&out.stdout).expect("iperf3 JSON")
+}

@@ -1,0 +1,199 @@
+//! `cargo xtask setup | build | run -- ARGS | test`: everything a fresh Debian machine needs,
+//! installed only when missing, then netmon built, run or tested.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Toolchain that builds the kernel crate (aya-build runs `rustup run nightly`, `-Z build-std`).
+const BPF_TOOLCHAIN: &str = "nightly";
+/// bpf-linker must be built against the LLVM the nightly rustc uses (22 on these machines).
+const LLVM_MAJOR: &str = "22";
+const BPF_LINKER_VERSION: &str = "0.13";
+
+/// Debian packages: LLVM for bpf-linker, and the real peers the tests drive.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "iproute2",
+    "iputils-ping",
+    "ethtool",
+    "iperf3",
+    "iftop",
+    "bpftool",
+    "util-linux",
+];
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing (apt packages, nightly rust-src, bpf-linker); skip what is present.
+    Setup,
+    /// Set up, then build netmon (release).
+    Build,
+    /// Set up, build, and run `netmon ARGS` as root (through sudo when not root).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then fmt check, clippy, and every test (privileged ones included) as root.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn apt_missing() -> Vec<&'static str> {
+    APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_some_and(|s| s.contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn setup() -> Result<()> {
+    let missing = apt_missing();
+    if missing.is_empty() {
+        eprintln!("xtask: apt packages present: {}", APT_PACKAGES.join(" "));
+    } else {
+        if !is_root() {
+            bail!(
+                "missing Debian packages: {}; run `cargo xtask setup` as root, or `sudo apt-get install -y {}`",
+                missing.join(" "),
+                missing.join(" ")
+            );
+        }
+        eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+
+    let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
+    if toolchains.lines().any(|l| l.starts_with(BPF_TOOLCHAIN)) {
+        eprintln!("xtask: rust toolchain {BPF_TOOLCHAIN} present");
+    } else {
+        eprintln!("xtask: installing rust toolchain {BPF_TOOLCHAIN}");
+        run(Command::new("rustup").args(["toolchain", "install", BPF_TOOLCHAIN, "--profile", "minimal"]))?;
+    }
+    let components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        BPF_TOOLCHAIN,
+    ]))
+    .unwrap_or_default();
+    if components.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("xtask: rust-src for {BPF_TOOLCHAIN} present");
+    } else {
+        eprintln!("xtask: installing rust-src for {BPF_TOOLCHAIN}");
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", BPF_TOOLCHAIN]))?;
+    }
+
+    let linker = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if linker.contains(&format!("bpf-linker {BPF_LINKER_VERSION}")) {
+        eprintln!("xtask: {} present", linker.trim());
+    } else {
+        eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about 2 minutes)");
+        run(Command::new("cargo")
+            .args(["install", "bpf-linker", "--locked", "--version", &format!("~{BPF_LINKER_VERSION}")])
+            .args(["--no-default-features", "--features", &format!("llvm-{LLVM_MAJOR}")])
+            // Without it bpf-linker looks for libLLVM in /usr and fails with "-lLLVM not found".
+            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}")))?;
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+/// Re-runs a command under sudo, keeping the environment (cargo, rustup paths), when not root.
+fn privileged(program: &Path, args: &[String]) -> Command {
+    if is_root() {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("-E").arg(program).args(args);
+        c
+    }
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Setup => setup(),
+        Cmd::Build => {
+            setup()?;
+            run(cargo().args(["build", "--release", "-p", "netmon"]))
+        }
+        Cmd::Run { args } => {
+            setup()?;
+            run(cargo().args(["build", "--release", "-p", "netmon"]))?;
+            let bin = workspace_root().join("target/release/netmon");
+            let status = privileged(&bin, &args).status().with_context(|| format!("starting {}", bin.display()))?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Cmd::Test { args } => {
+            setup()?;
+            run(cargo().args(["fmt", "--all", "--check"]))?;
+            run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+            let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut test_args = vec!["test".to_string(), "--workspace".into(), "--no-fail-fast".into()];
+            test_args.extend(args);
+            let mut c = privileged(Path::new(&cargo_bin), &test_args);
+            c.current_dir(workspace_root());
+            run(&mut c)
+        }
+    }
+}
