@@ -76,7 +76,12 @@ fn account(ctx: &TcContext, direction: Direction) {
     let totals = unsafe { &mut *totals };
     totals.frames += 1;
     totals.frame_bytes += u64::from(frame_len);
-    let Parsed::Ip { mut key, packets, bytes } = parsed else {
+    let Parsed::Ip {
+        mut key,
+        packets,
+        bytes,
+    } = parsed
+    else {
         totals.other_frames += 1;
         totals.other_bytes += u64::from(frame_len);
         return;
@@ -121,7 +126,12 @@ enum Overflow {
 const E2BIG: i32 = 7;
 
 #[inline(always)]
-fn add_to_flow(key: &FlowKey, direction: Direction, packets: u64, bytes: u64) -> Result<(), Overflow> {
+fn add_to_flow(
+    key: &FlowKey,
+    direction: Direction,
+    packets: u64,
+    bytes: u64,
+) -> Result<(), Overflow> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let value = match FLOWS.get_ptr_mut(key) {

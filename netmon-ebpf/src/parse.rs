@@ -32,7 +32,11 @@ const UDP_HLEN: u32 = 8;
 
 pub enum Parsed {
     /// An IP packet: its flow key (ifindex still unset) and what it adds on the wire.
-    Ip { key: FlowKey, packets: u64, bytes: u64 },
+    Ip {
+        key: FlowKey,
+        packets: u64,
+        bytes: u64,
+    },
     /// Not IP, or too short/garbled to read the IP header.
     Other,
 }
@@ -133,11 +137,12 @@ fn wire_size(l3: &L3, l3_len: u32, l4_hdr_len: u32, gso_segs: u32, gso_size: u32
     }
     // Not GSO: trust the IP length when it fits, so Ethernet padding of short frames is not
     // counted as IP bytes (iftop counts the IP length too).
-    let bytes = if l3.claimed_len >= l3.l4_off - l3.off && l3.claimed_len <= l3_len && l3.claimed_len > 0 {
-        l3.claimed_len
-    } else {
-        l3_len
-    };
+    let bytes =
+        if l3.claimed_len >= l3.l4_off - l3.off && l3.claimed_len <= l3_len && l3.claimed_len > 0 {
+            l3.claimed_len
+        } else {
+            l3_len
+        };
     (1, u64::from(bytes))
 }
 
@@ -199,7 +204,9 @@ fn ipv4(ctx: &TcContext, off: u32) -> Option<L3> {
 
 #[inline(always)]
 fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
 }
 
 #[inline(always)]
@@ -243,7 +250,11 @@ fn ipv6(ctx: &TcContext, off: u32) -> Option<L3> {
         family: FAMILY_V6,
         src: ip.src_addr,
         dst: ip.dst_addr,
-        claimed_len: if payload_len == 0 { 0 } else { 40 + payload_len },
+        claimed_len: if payload_len == 0 {
+            0
+        } else {
+            40 + payload_len
+        },
         has_l4,
     })
 }

@@ -118,7 +118,16 @@ mod tests {
         assert!(IfaceName::parse("eth0").is_ok());
         assert!(IfaceName::parse("veth-a.100").is_ok());
         assert!(IfaceName::parse("123456789012345").is_ok());
-        for bad in ["", "1234567890123456", "-i", "eth0;reboot", "a b", "$(x)", "..", "é"] {
+        for bad in [
+            "",
+            "1234567890123456",
+            "-i",
+            "eth0;reboot",
+            "a b",
+            "$(x)",
+            "..",
+            "é",
+        ] {
             assert!(IfaceName::parse(bad).is_err(), "{bad:?} accepted");
         }
         let msg = IfaceName::parse("eth0;rm").unwrap_err().to_string();
@@ -131,7 +140,10 @@ mod tests {
         assert!(SampleWindow::from_seconds(3.0, r).is_ok());
         assert!(SampleWindow::from_seconds(30.0, r).is_ok());
         for bad in [0.0, 2.0, 31.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(SampleWindow::from_seconds(bad, r).is_err(), "{bad} accepted");
+            assert!(
+                SampleWindow::from_seconds(bad, r).is_err(),
+                "{bad} accepted"
+            );
         }
         let msg = SampleWindow::from_seconds(31.0, r).unwrap_err().to_string();
         assert!(msg.contains("3–30 seconds"), "{msg}");
@@ -139,7 +151,14 @@ mod tests {
 
     #[test]
     fn top_zero_is_refused() {
-        let e = TrafficRequest::new(None, 5.0, SampleWindow::CLI_RANGE, 0, SortKey::Rx, GroupBy::Host);
+        let e = TrafficRequest::new(
+            None,
+            5.0,
+            SampleWindow::CLI_RANGE,
+            0,
+            SortKey::Rx,
+            GroupBy::Host,
+        );
         assert!(matches!(e, Err(Error::BadTop(0))));
     }
 }

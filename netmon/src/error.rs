@@ -18,7 +18,9 @@ pub enum Error {
         available: String,
     },
 
-    #[error("no default route found to pick an interface from; choose one with --iface ({available})")]
+    #[error(
+        "no default route found to pick an interface from; choose one with --iface ({available})"
+    )]
     NoDefaultInterface { available: String },
 
     #[error("sample window {got} is out of range: use {min}–{max} seconds")]
@@ -39,10 +41,16 @@ pub enum Error {
     #[error(
         "this kernel cannot {action} ({detail}); netmon needs eBPF (CONFIG_BPF_SYSCALL, BPF JIT) and TC classifiers (TCX on kernel 6.6+, or clsact with cls_bpf)"
     )]
-    Unsupported { action: &'static str, detail: String },
+    Unsupported {
+        action: &'static str,
+        detail: String,
+    },
 
     #[error("eBPF {action} failed: {detail}")]
-    Ebpf { action: &'static str, detail: String },
+    Ebpf {
+        action: &'static str,
+        detail: String,
+    },
 
     #[error("reading {path}: {source}")]
     Io {
@@ -112,7 +120,10 @@ mod tests {
     fn eperm_anywhere_in_the_chain_names_the_capabilities() {
         let e = Wrapped(std::io::Error::from_raw_os_error(libc::EPERM));
         let msg = Error::from_ebpf("load the eBPF program", &e).to_string();
-        assert!(msg.contains("CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"), "{msg}");
+        assert!(
+            msg.contains("CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"),
+            "{msg}"
+        );
         assert!(msg.contains("run it as root"), "{msg}");
         assert!(msg.contains("bpf_map_create failed"), "{msg}");
     }

@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// L4 protocol of a connection. Protocols without a name here are `other`, with their number in
 /// `ip_protocol`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -131,7 +133,10 @@ mod tests {
         let id = FlowId::from_key(&key(FAMILY_V4, l, r));
         assert_eq!(id.local, "10.200.1.2".parse::<IpAddr>().unwrap());
         assert_eq!(id.remote, "10.200.1.1".parse::<IpAddr>().unwrap());
-        assert_eq!((id.local_port, id.remote_port, id.protocol), (5201, 40000, 6));
+        assert_eq!(
+            (id.local_port, id.remote_port, id.protocol),
+            (5201, 40000, 6)
+        );
     }
 
     #[test]

@@ -52,14 +52,20 @@ impl InterfaceInfo {
 const SYS_CLASS_NET: &str = "/sys/class/net";
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// ARPHRD_* from `type`, refined by DEVTYPE from `uevent` and the presence of a veth peer.
 fn kind_of(dir: &Path) -> InterfaceKind {
-    let arphrd: u32 = read_trimmed(&dir.join("type")).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let devtype = read_trimmed(&dir.join("uevent"))
-        .and_then(|u| u.lines().find_map(|l| l.strip_prefix("DEVTYPE=").map(str::to_string)));
+    let arphrd: u32 = read_trimmed(&dir.join("type"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let devtype = read_trimmed(&dir.join("uevent")).and_then(|u| {
+        u.lines()
+            .find_map(|l| l.strip_prefix("DEVTYPE=").map(str::to_string))
+    });
     match (arphrd, devtype.as_deref()) {
         (772, _) => InterfaceKind::Loopback,
         (_, Some("bridge")) => InterfaceKind::Bridge,
@@ -106,9 +112,15 @@ pub fn list() -> Result<Vec<InterfaceInfo>> {
             up: flags & libc::IFF_UP as u32 != 0,
             operstate: read_trimmed(&dir.join("operstate")).unwrap_or_else(|| "unknown".into()),
             mac,
-            mtu: read_trimmed(&dir.join("mtu")).and_then(|s| s.parse().ok()).unwrap_or(0),
+            mtu: read_trimmed(&dir.join("mtu"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
             kind: kind_of(&dir),
-            addresses: addrs.iter().filter(|(n, _)| *n == name).map(|(_, a)| *a).collect(),
+            addresses: addrs
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, a)| *a)
+                .collect(),
             name,
         });
     }
@@ -132,11 +144,16 @@ fn addresses() -> Vec<(String, IpAddr)> {
             if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
                 continue;
             }
-            let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
+                .to_string_lossy()
+                .into_owned();
             match i32::from((*ifa.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    out.push((name, IpAddr::from(u32::from_be(sa.sin_addr.s_addr).to_be_bytes())));
+                    out.push((
+                        name,
+                        IpAddr::from(u32::from_be(sa.sin_addr.s_addr).to_be_bytes()),
+                    ));
                 }
                 libc::AF_INET6 => {
                     let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
@@ -199,7 +216,10 @@ pub fn names(list: &[InterfaceInfo]) -> String {
     if list.is_empty() {
         return "none".into();
     }
-    list.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|i| i.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -208,7 +228,8 @@ mod tests {
 
     #[test]
     fn v4_default_route_lowest_metric_wins() {
-        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+        let route =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
 wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0
 eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0
 eth0\t0000000A\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0

@@ -12,7 +12,11 @@ use netmon_common::DEFAULT_FLOW_CAPACITY;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "netmon", version, about = "What is crossing a network interface right now, counted in the kernel by eBPF")]
+#[command(
+    name = "netmon",
+    version,
+    about = "What is crossing a network interface right now, counted in the kernel by eBPF"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ enum Command {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v).context("serialising the result")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).context("serialising the result")?
+    );
     Ok(())
 }
 
@@ -67,7 +74,10 @@ async fn traffic(req: TrafficRequest, table_capacity: u32) -> Result<TrafficData
     // Tests and scripts wait for this line to know the window has started.
     let report = |p: Progress| {
         if let Progress::Started { window } = p {
-            eprintln!("netmon: attached to {name}, sampling for {} s", window.as_secs_f64());
+            eprintln!(
+                "netmon: attached to {name}, sampling for {} s",
+                window.as_secs_f64()
+            );
         }
     };
     let sample = tokio::select! {
@@ -96,7 +106,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let list = iface::list()?;
             if json {
                 let n = list.len();
-                print_json(&Response::ok(format!("found {n} interfaces"), InterfacesData::new("localhost", list)))?;
+                print_json(&Response::ok(
+                    format!("found {n} interfaces"),
+                    InterfacesData::new("localhost", list),
+                ))?;
             } else {
                 print!("{}", netmon::text::interfaces(&list));
             }
@@ -111,7 +124,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             table_capacity,
         } => {
-            let result = match TrafficRequest::new(iface.as_deref(), seconds, SampleWindow::CLI_RANGE, top, sort, by) {
+            let result = match TrafficRequest::new(
+                iface.as_deref(),
+                seconds,
+                SampleWindow::CLI_RANGE,
+                top,
+                sort,
+                by,
+            ) {
                 Ok(req) => traffic(req, table_capacity).await,
                 Err(e) => Err(e),
             };

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// What the top list is ordered by (descending).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SortKey {
     /// Received bytes: the contract's default.
@@ -20,7 +22,9 @@ pub enum SortKey {
 }
 
 /// What one row of the top list is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     /// One row per connection (addresses, ports, protocol), like `iftop -P`.
@@ -102,13 +106,15 @@ pub fn rank(
         sort_value(&b.counters, key)
             .cmp(&sort_value(&a.counters, key))
             .then(b.counters.total_bytes().cmp(&a.counters.total_bytes()))
-            .then((a.local, a.remote, a.local_port, a.remote_port, a.protocol).cmp(&(
-                b.local,
-                b.remote,
-                b.local_port,
-                b.remote_port,
-                b.protocol,
-            )))
+            .then(
+                (a.local, a.remote, a.local_port, a.remote_port, a.protocol).cmp(&(
+                    b.local,
+                    b.remote,
+                    b.local_port,
+                    b.remote_port,
+                    b.protocol,
+                )),
+            )
     });
     rows.truncate(top);
     (rows, all)
@@ -138,7 +144,11 @@ mod tests {
 
     #[test]
     fn default_is_receive_bytes_descending_and_cut_to_top() {
-        let flows = vec![flow(2, 1, 6, 10, 900), flow(3, 2, 6, 500, 0), flow(4, 3, 6, 70, 70)];
+        let flows = vec![
+            flow(2, 1, 6, 10, 900),
+            flow(3, 2, 6, 500, 0),
+            flow(4, 3, 6, 70, 70),
+        ];
         let (rows, all) = rank(&flows, SortKey::Rx, GroupBy::Connection, 2);
         assert_eq!(all, 3);
         let rx: Vec<u64> = rows.iter().map(|r| r.counters.rx_bytes).collect();
@@ -148,7 +158,11 @@ mod tests {
 
     #[test]
     fn sort_by_tx_and_total() {
-        let flows = vec![flow(2, 1, 6, 10, 900), flow(3, 2, 6, 500, 0), flow(4, 3, 6, 300, 300)];
+        let flows = vec![
+            flow(2, 1, 6, 10, 900),
+            flow(3, 2, 6, 500, 0),
+            flow(4, 3, 6, 300, 300),
+        ];
         let (tx, _) = rank(&flows, SortKey::Tx, GroupBy::Connection, 10);
         assert_eq!(tx[0].counters.tx_bytes, 900);
         let (total, _) = rank(&flows, SortKey::Total, GroupBy::Connection, 10);
@@ -158,7 +172,11 @@ mod tests {
 
     #[test]
     fn ties_are_ordered_deterministically() {
-        let flows = vec![flow(9, 1, 6, 100, 0), flow(2, 1, 6, 100, 0), flow(5, 1, 6, 100, 0)];
+        let flows = vec![
+            flow(9, 1, 6, 100, 0),
+            flow(2, 1, 6, 100, 0),
+            flow(5, 1, 6, 100, 0),
+        ];
         let (rows, _) = rank(&flows, SortKey::Rx, GroupBy::Connection, 10);
         let remotes: Vec<IpAddr> = rows.iter().map(|r| r.remote).collect();
         assert_eq!(
@@ -173,7 +191,11 @@ mod tests {
 
     #[test]
     fn grouping_by_host_merges_ports_and_protocols() {
-        let flows = vec![flow(2, 1, 6, 100, 1), flow(2, 2, 17, 50, 2), flow(3, 1, 6, 120, 0)];
+        let flows = vec![
+            flow(2, 1, 6, 100, 1),
+            flow(2, 2, 17, 50, 2),
+            flow(3, 1, 6, 120, 0),
+        ];
         let (rows, all) = rank(&flows, SortKey::Rx, GroupBy::Host, 10);
         assert_eq!(all, 2);
         assert_eq!(rows[0].remote, IpAddr::from([10, 0, 0, 2]));

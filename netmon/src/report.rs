@@ -192,10 +192,19 @@ pub struct View {
 }
 
 impl TrafficData {
-    pub fn from_sample(host: &str, source: SourceKind, iface: &str, s: &Sample, view: View) -> Self {
+    pub fn from_sample(
+        host: &str,
+        source: SourceKind,
+        iface: &str,
+        s: &Sample,
+        view: View,
+    ) -> Self {
         let w = s.window_ns;
         let (rows, seen) = rank(&s.flows, view.sort, view.by, view.top);
-        let (rx_bps, tx_bps) = (bits_per_second(s.rx.ip_bytes, w), bits_per_second(s.tx.ip_bytes, w));
+        let (rx_bps, tx_bps) = (
+            bits_per_second(s.rx.ip_bytes, w),
+            bits_per_second(s.tx.ip_bytes, w),
+        );
         Self {
             host: host.to_string(),
             source,
@@ -286,15 +295,35 @@ mod tests {
                 ..Default::default()
             },
             flows: vec![
-                (id(39548), FlowCounters { rx_bytes: 1_146, rx_packets: 15, tx_bytes: 1_055, tx_packets: 14 }),
-                (id(39564), FlowCounters { rx_bytes: 10_864_748, rx_packets: 7_285, tx_bytes: 61_645, tx_packets: 986 }),
+                (
+                    id(39548),
+                    FlowCounters {
+                        rx_bytes: 1_146,
+                        rx_packets: 15,
+                        tx_bytes: 1_055,
+                        tx_packets: 14,
+                    },
+                ),
+                (
+                    id(39564),
+                    FlowCounters {
+                        rx_bytes: 10_864_748,
+                        rx_packets: 7_285,
+                        tx_bytes: 61_645,
+                        tx_packets: 986,
+                    },
+                ),
             ],
         }
     }
 
     #[test]
     fn contract_fields_and_exact_integers() {
-        let view = View { sort: SortKey::Rx, by: GroupBy::Connection, top: 10 };
+        let view = View {
+            sort: SortKey::Rx,
+            by: GroupBy::Connection,
+            top: 10,
+        };
         let d = TrafficData::from_sample("localhost", SourceKind::Test, "vinfb", &sample(), view);
         let t = &d.total_stats;
         assert_eq!(t.rx_total, 10.865894);
@@ -308,7 +337,13 @@ mod tests {
         assert_eq!(d.connections_seen, 2);
 
         let v = serde_json::to_value(Response::ok(d.summary(), d)).unwrap();
-        for key in ["interface", "tx_total", "rx_total", "tx_rate_avg", "rx_rate_avg"] {
+        for key in [
+            "interface",
+            "tx_total",
+            "rx_total",
+            "tx_rate_avg",
+            "rx_rate_avg",
+        ] {
             assert!(v["data"]["total_stats"].get(key).is_some(), "missing {key}");
         }
         assert_eq!(v["data"]["source"], "ebpf".replace("ebpf", "test"));

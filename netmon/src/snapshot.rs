@@ -30,7 +30,11 @@ pub struct Sample {
 }
 
 fn delta(after: u64, before: u64) -> u64 {
-    if after >= before { after - before } else { after }
+    if after >= before {
+        after - before
+    } else {
+        after
+    }
 }
 
 /// Per-field difference of two totals.
@@ -51,19 +55,21 @@ pub fn diff_totals(after: &DirTotals, before: &DirTotals) -> DirTotals {
 
 /// Sums per-CPU totals into one.
 pub fn sum_totals<'a>(per_cpu: impl IntoIterator<Item = &'a DirTotals>) -> DirTotals {
-    per_cpu.into_iter().fold(DirTotals::default(), |mut acc, t| {
-        acc.frames += t.frames;
-        acc.frame_bytes += t.frame_bytes;
-        acc.ip_packets += t.ip_packets;
-        acc.ip_bytes += t.ip_bytes;
-        acc.other_frames += t.other_frames;
-        acc.other_bytes += t.other_bytes;
-        acc.overflow_packets += t.overflow_packets;
-        acc.overflow_bytes += t.overflow_bytes;
-        acc.overflow_table_full += t.overflow_table_full;
-        acc.overflow_insert_failed += t.overflow_insert_failed;
-        acc
-    })
+    per_cpu
+        .into_iter()
+        .fold(DirTotals::default(), |mut acc, t| {
+            acc.frames += t.frames;
+            acc.frame_bytes += t.frame_bytes;
+            acc.ip_packets += t.ip_packets;
+            acc.ip_bytes += t.ip_bytes;
+            acc.other_frames += t.other_frames;
+            acc.other_bytes += t.other_bytes;
+            acc.overflow_packets += t.overflow_packets;
+            acc.overflow_bytes += t.overflow_bytes;
+            acc.overflow_table_full += t.overflow_table_full;
+            acc.overflow_insert_failed += t.overflow_insert_failed;
+            acc
+        })
 }
 
 /// The traffic between `before` and `after`.
@@ -131,11 +137,16 @@ mod tests {
         };
         let after = Snapshot {
             taken_ns: 5_000_001_000,
-            flows: [(id(1), c(3_000, 700)), (id(2), c(300, 300)), (id(3), c(200, 0))].into(),
+            flows: [
+                (id(1), c(3_000, 700)),
+                (id(2), c(300, 300)),
+                (id(3), c(200, 0)),
+            ]
+            .into(),
             ..Default::default()
         };
         let mut s = diff(&before, &after);
-        s.flows.sort();
+        s.flows.sort_by_key(|(id, _)| *id);
         assert_eq!(s.window_ns, 5_000_000_000);
         // id(2) had no traffic in the window and is left out.
         assert_eq!(s.flows, vec![(id(1), c(2_000, 200)), (id(3), c(200, 0))]);

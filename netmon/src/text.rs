@@ -25,26 +25,61 @@ fn bytes(b: u64) -> String {
 }
 
 fn row(out: &mut String, n: Option<usize>, host: &str, arrow: &str, bps: u64, total: u64) {
-    let num = n.map(|n| format!("{n:>4}")).unwrap_or_else(|| "    ".into());
-    let _ = writeln!(out, "{num} {host:<40} {arrow} {:>10} {:>10}", rate(bps), bytes(total));
+    let num = n
+        .map(|n| format!("{n:>4}"))
+        .unwrap_or_else(|| "    ".into());
+    let _ = writeln!(
+        out,
+        "{num} {host:<40} {arrow} {:>10} {:>10}",
+        rate(bps),
+        bytes(total)
+    );
 }
 
 fn connection(out: &mut String, n: usize, c: &Connection) {
     let proto = c
         .protocol
-        .map(|p| format!(" ({})", serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()))
+        .map(|p| {
+            format!(
+                " ({})",
+                serde_json::to_value(p)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            )
+        })
         .unwrap_or_default();
     let local = endpoint(&c.local_addr, c.local_port) + &proto;
     row(out, Some(n), &local, "=>", c.tx_bps, c.tx_bytes);
-    row(out, None, &endpoint(&c.remote_addr, c.remote_port), "<=", c.rx_bps, c.rx_bytes);
+    row(
+        out,
+        None,
+        &endpoint(&c.remote_addr, c.remote_port),
+        "<=",
+        c.rx_bps,
+        c.rx_bytes,
+    );
 }
 
 pub fn traffic(d: &TrafficData) -> String {
     let t = &d.total_stats;
     let mut out = String::new();
-    let _ = writeln!(out, "Listening on {} ({} on {})", t.interface, serde_json::to_value(d.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), d.host);
+    let _ = writeln!(
+        out,
+        "Listening on {} ({} on {})",
+        t.interface,
+        serde_json::to_value(d.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        d.host
+    );
     let window = format!("last {:.0}s", t.window_seconds);
-    let _ = writeln!(out, "   # Host name (port/service if enabled)           {window:>11} {:>10}", "cumulative");
+    let _ = writeln!(
+        out,
+        "   # Host name (port/service if enabled)           {window:>11} {:>10}",
+        "cumulative"
+    );
     let line = "-".repeat(WIDTH);
     let _ = writeln!(out, "{line}");
     for (i, c) in d.top_connections.iter().enumerate() {
@@ -71,18 +106,35 @@ pub fn traffic(d: &TrafficData) -> String {
     );
     let lost = t.rx.unattributed_bytes + t.tx.unattributed_bytes;
     if lost > 0 {
-        let _ = writeln!(out, "Not in any connection (flow table full): {} (raise --table-capacity)", bytes(lost));
+        let _ = writeln!(
+            out,
+            "Not in any connection (flow table full): {} (raise --table-capacity)",
+            bytes(lost)
+        );
     }
     let _ = writeln!(out, "{}", "=".repeat(WIDTH));
-    let _ = writeln!(out, "{} of {} connections shown, sorted by {:?}", d.top_connections.len(), d.connections_seen, d.sort);
+    let _ = writeln!(
+        out,
+        "{} of {} connections shown, sorted by {:?}",
+        d.top_connections.len(),
+        d.connections_seen,
+        d.sort
+    );
     out
 }
 
 pub fn interfaces(list: &[InterfaceInfo]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:>5}  {:<16} {:<5} {:<9} {:>6}  {:<17}  addresses", "index", "name", "up", "kind", "mtu", "mac");
+    let _ = writeln!(
+        out,
+        "{:>5}  {:<16} {:<5} {:<9} {:>6}  {:<17}  addresses",
+        "index", "name", "up", "kind", "mtu", "mac"
+    );
     for i in list {
-        let kind = serde_json::to_value(i.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let kind = serde_json::to_value(i.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         let addrs: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(
             out,

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "privileged integration tests need root: run `cargo xtask test`");
+    assert_eq!(
+        euid, 0,
+        "privileged integration tests need root: run `cargo xtask test`"
+    );
 }
 
 /// A name unique to this process and call, at most 15 bytes (IFNAMSIZ).
@@ -25,7 +28,9 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn sh(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -75,7 +80,17 @@ impl VethPair {
         ip(&["netns", "add", &pair.ns_a]);
         ip(&["netns", "add", &pair.ns_b]);
         ip(&[
-            "link", "add", &pair.dev_a, "netns", &pair.ns_a, "type", "veth", "peer", "name", &pair.dev_b, "netns",
+            "link",
+            "add",
+            &pair.dev_a,
+            "netns",
+            &pair.ns_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.dev_b,
+            "netns",
             &pair.ns_b,
         ]);
         for (ns, dev, a4, a6) in [
@@ -84,14 +99,19 @@ impl VethPair {
         ] {
             // No router solicitations or DAD probes: the link must stay quiet between tests'
             // counter reads.
-            for (k, v) in [("accept_ra", "0"), ("dad_transmits", "0"), ("router_solicitations", "0")] {
+            for (k, v) in [
+                ("accept_ra", "0"),
+                ("dad_transmits", "0"),
+                ("router_solicitations", "0"),
+            ] {
                 sh(in_ns(ns, "sysctl").args(["-q", "-w", &format!("net.ipv6.conf.{dev}.{k}={v}")]));
             }
             sh(in_ns(ns, "ip").args(["addr", "add", &format!("{a4}/24"), "dev", dev]));
             sh(in_ns(ns, "ip").args(["addr", "add", &format!("{a6}/64"), "dev", dev, "nodad"]));
             sh(in_ns(ns, "ip").args(["link", "set", "lo", "up"]));
             if !offloads {
-                sh(in_ns(ns, "ethtool").args(["-K", dev, "tso", "off", "gso", "off", "gro", "off"]));
+                sh(in_ns(ns, "ethtool")
+                    .args(["-K", dev, "tso", "off", "gso", "off", "gro", "off"]));
             }
             sh(in_ns(ns, "ip").args(["link", "set", dev, "up"]));
         }
@@ -144,7 +164,10 @@ impl Counters {
     pub fn read(ns: &str, dev: &str) -> Self {
         let get = |name: &str| -> u64 {
             let out = sh(in_ns(ns, "cat").arg(format!("/sys/class/net/{dev}/statistics/{name}")));
-            String::from_utf8_lossy(&out.stdout).trim().parse().expect("counter")
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("counter")
         };
         Self {
             rx_bytes: get("rx_bytes"),
@@ -185,7 +208,11 @@ pub fn netmon_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("netmon");
-    assert!(bin.exists(), "{} not built: run `cargo test --workspace`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace`",
+        bin.display()
+    );
     bin
 }
 
@@ -242,28 +269,39 @@ pub fn finish_json(mut child: Spawned, mut rest_of_stderr: impl Read) -> serde_j
             stdout.read_to_string(&mut out).expect("stdout");
             let mut err = String::new();
             let _ = rest_of_stderr.read_to_string(&mut err);
-            assert!(status.success(), "netmon failed: {status}\nstdout:\n{out}\nstderr:\n{err}");
+            assert!(
+                status.success(),
+                "netmon failed: {status}\nstdout:\n{out}\nstderr:\n{err}"
+            );
             return serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{out}"));
         }
-        assert!(Instant::now() < deadline, "netmon did not finish within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "netmon did not finish within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// iperf3 server bound to `addr` inside `ns`, one test at a time, stopped on drop.
 pub fn iperf3_server(ns: &str, addr: &str) -> Spawned {
-    let child = in_ns(ns, "iperf3")
-        .args(["-s", "-B", addr, "-p", "5201"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning iperf3 -s");
+    let server = Spawned(
+        in_ns(ns, "iperf3")
+            .args(["-s", "-B", addr, "-p", "5201"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning iperf3 -s"),
+    );
     // Bounded wait until it listens.
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let out = in_ns(ns, "ss").args(["-Hltn", "sport = :5201"]).output().expect("ss");
+        let out = in_ns(ns, "ss")
+            .args(["-Hltn", "sport = :5201"])
+            .output()
+            .expect("ss");
         if !out.stdout.is_empty() {
-            return Spawned(child);
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -273,6 +311,38 @@ pub fn iperf3_server(ns: &str, addr: &str) -> Spawned {
 /// Runs an iperf3 client in `ns` (bounded by iperf3's own -n and a 60 s timeout) and returns
 /// its JSON report.
 pub fn iperf3_client(ns: &str, args: &[&str]) -> serde_json::Value {
-    let out = sh(in_ns(ns, "timeout").args(["60", "iperf3", "-J", "--connect-timeout", "5000"]).args(args));
+    let out = sh(in_ns(ns, "timeout")
+        .args(["60", "iperf3", "-J", "--connect-timeout", "5000"])
+        .args(args));
     serde_json::from_slice(&out.stdout).expect("iperf3 JSON")
+}
+
+/// Names of the programs attached through TCX to `dev` in `ns` (ingress and egress), asked of the
+/// kernel from a thread that enters the namespace. Debian's bpftool 7.1 predates TCX in
+/// `bpftool net`.
+pub fn tcx_programs(ns: &str, dev: &str) -> Vec<String> {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    use std::os::fd::AsRawFd;
+    let (ns, dev) = (ns.to_string(), dev.to_string());
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns file");
+        // SAFETY: setns on this short-lived thread only; the fd is valid for the call.
+        assert_eq!(
+            unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) },
+            0,
+            "setns"
+        );
+        let mut names = Vec::new();
+        for kind in [TcAttachType::Ingress, TcAttachType::Egress] {
+            let (_, progs) = SchedClassifier::query_tcx(&dev, kind).expect("query_tcx");
+            names.extend(
+                progs
+                    .iter()
+                    .map(|p| p.name_as_str().unwrap_or("?").to_string()),
+            );
+        }
+        names
+    })
+    .join()
+    .expect("query thread")
 }

@@ -3,8 +3,8 @@
 //! pair; its numbers are compared with the kernel's interface counters and with iperf3's own.
 
 use netmon_tests::{
-    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, VethPair, finish_json, iperf3_client, iperf3_server, spawn_netmon,
-    wait_attached,
+    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, VethPair, finish_json, iperf3_client, iperf3_server,
+    spawn_netmon, wait_attached,
 };
 use serde_json::Value;
 
@@ -26,7 +26,9 @@ struct Stream {
 }
 
 fn streams(report: &Value, udp: bool) -> Vec<Stream> {
-    let connected = report["start"]["connected"].as_array().expect("start.connected");
+    let connected = report["start"]["connected"]
+        .as_array()
+        .expect("start.connected");
     let ends = report["end"]["streams"].as_array().expect("end.streams");
     connected
         .iter()
@@ -34,10 +36,19 @@ fn streams(report: &Value, udp: bool) -> Vec<Stream> {
             let socket = &c["socket"];
             let end = ends
                 .iter()
-                .find(|s| if udp { &s["udp"]["socket"] == socket } else { &s["sender"]["socket"] == socket })
+                .find(|s| {
+                    if udp {
+                        &s["udp"]["socket"] == socket
+                    } else {
+                        &s["sender"]["socket"] == socket
+                    }
+                })
                 .expect("stream end for socket");
             let (payload, packets) = if udp {
-                (end["udp"]["bytes"].as_u64().unwrap(), end["udp"]["packets"].as_u64())
+                (
+                    end["udp"]["bytes"].as_u64().unwrap(),
+                    end["udp"]["packets"].as_u64(),
+                )
             } else {
                 (end["sender"]["bytes"].as_u64().unwrap(), None)
             };
@@ -58,13 +69,26 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn run(case: Case) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let pair = VethPair::new(case.offloads);
-    let (a, b) = if case.v6 { (ADDR_A6, ADDR_B6) } else { (ADDR_A4, ADDR_B4) };
+    let (a, b) = if case.v6 {
+        (ADDR_A6, ADDR_B6)
+    } else {
+        (ADDR_A4, ADDR_B4)
+    };
     let _server = iperf3_server(&pair.ns_b, b);
     let before = pair.counters_a();
 
     let mut netmon = spawn_netmon(
         &pair.ns_a,
-        &["traffic", "--iface", &pair.dev_a, "--seconds", "4", "--json", "--top", "100"],
+        &[
+            "traffic",
+            "--iface",
+            &pair.dev_a,
+            "--seconds",
+            "4",
+            "--json",
+            "--top",
+            "100",
+        ],
     );
     let stderr = wait_attached(&mut netmon);
     let parallel = case.parallel.to_string();
@@ -87,24 +111,51 @@ fn run(case: Case) {
     // offloads off the kernel splits them *after* the TC hook and counts wire packets, with them
     // on veth carries the super-packets and counts those. netmon keeps both views: skbs as seen
     // (`frames`, `frame_bytes`) and wire packets (`*_packets`, `*_bytes`, L3).
-    for (dir, k_packets, k_bytes) in [("rx", kernel.rx_packets, kernel.rx_bytes), ("tx", kernel.tx_packets, kernel.tx_bytes)] {
+    for (dir, k_packets, k_bytes) in [
+        ("rx", kernel.rx_packets, kernel.rx_bytes),
+        ("tx", kernel.tx_packets, kernel.tx_bytes),
+    ] {
         let d = &t[dir];
         let (other_frames, other_bytes) = (u(&d["other_frames"]), u(&d["other_bytes"]));
-        let (ip_bytes, ip_packets) = (u(&t[&format!("{dir}_bytes")]), u(&t[&format!("{dir}_packets")]));
+        let (ip_bytes, ip_packets) = (
+            u(&t[&format!("{dir}_bytes")]),
+            u(&t[&format!("{dir}_packets")]),
+        );
         if case.offloads {
             assert_eq!(u(&d["frames"]), k_packets, "{dir} frames vs kernel packets");
-            assert_eq!(u(&d["frame_bytes"]), k_bytes, "{dir} frame bytes vs kernel bytes");
-            assert!(ip_packets >= u(&d["frames"]) - other_frames, "{dir}: fewer wire packets than skbs");
+            assert_eq!(
+                u(&d["frame_bytes"]),
+                k_bytes,
+                "{dir} frame bytes vs kernel bytes"
+            );
+            assert!(
+                ip_packets >= u(&d["frames"]) - other_frames,
+                "{dir}: fewer wire packets than skbs"
+            );
         } else {
-            assert_eq!(ip_packets + other_frames, k_packets, "{dir} wire packets vs kernel packets");
-            assert_eq!(ip_bytes + ETH_HLEN * ip_packets + other_bytes, k_bytes, "{dir} L3 + 14/packet vs kernel L2 bytes");
+            assert_eq!(
+                ip_packets + other_frames,
+                k_packets,
+                "{dir} wire packets vs kernel packets"
+            );
+            assert_eq!(
+                ip_bytes + ETH_HLEN * ip_packets + other_bytes,
+                k_bytes,
+                "{dir} L3 + 14/packet vs kernel L2 bytes"
+            );
         }
         assert_eq!(u(&d["unattributed_bytes"]), 0);
     }
     eprintln!(
         "totals: kernel rx {} B/{} frames tx {} B/{} frames; netmon L3 rx {} B/{} pkts tx {} B/{} pkts",
-        kernel.rx_bytes, kernel.rx_packets, kernel.tx_bytes, kernel.tx_packets,
-        u(&t["rx_bytes"]), u(&t["rx_packets"]), u(&t["tx_bytes"]), u(&t["tx_packets"])
+        kernel.rx_bytes,
+        kernel.rx_packets,
+        kernel.tx_bytes,
+        kernel.tx_packets,
+        u(&t["rx_bytes"]),
+        u(&t["rx_packets"]),
+        u(&t["tx_bytes"]),
+        u(&t["tx_packets"])
     );
 
     // Every iperf3 data stream is a connection with the right endpoints and about its bytes.
@@ -122,7 +173,10 @@ fn run(case: Case) {
         let expected = if case.udp {
             let datagrams = s.packets.expect("udp packets");
             // iperf3 opens a UDP stream with one 4-byte datagram of its own.
-            assert!(tx_packets == datagrams || tx_packets == datagrams + 1, "udp packets {tx_packets} vs iperf3 {datagrams}");
+            assert!(
+                tx_packets == datagrams || tx_packets == datagrams + 1,
+                "udp packets {tx_packets} vs iperf3 {datagrams}"
+            );
             s.payload + datagrams * (ip_hdr + 8)
         } else {
             // MSS for a 1500 MTU with TCP timestamps (32-byte TCP header).
@@ -138,43 +192,84 @@ fn run(case: Case) {
         let err = (tx_bytes as f64 - expected as f64).abs() / expected as f64;
         eprintln!(
             "stream :{}: iperf3 payload {} B, expected with headers {expected} B, netmon tx {tx_bytes} B in {tx_packets} pkts ({:.4}% off)",
-            s.local_port, s.payload, err * 100.0
+            s.local_port,
+            s.payload,
+            err * 100.0
         );
-        assert!(err < 0.01, "flow bytes {tx_bytes} vs expected {expected}: {:.3}% off", err * 100.0);
+        assert!(
+            err < 0.01,
+            "flow bytes {tx_bytes} vs expected {expected}: {:.3}% off",
+            err * 100.0
+        );
     }
 }
 
 #[test]
 fn tcp4_offloads_off() {
-    run(Case { v6: false, udp: false, parallel: 1, offloads: false });
+    run(Case {
+        v6: false,
+        udp: false,
+        parallel: 1,
+        offloads: false,
+    });
 }
 
 #[test]
 fn tcp4_offloads_on() {
-    run(Case { v6: false, udp: false, parallel: 1, offloads: true });
+    run(Case {
+        v6: false,
+        udp: false,
+        parallel: 1,
+        offloads: true,
+    });
 }
 
 #[test]
 fn tcp6_offloads_off() {
-    run(Case { v6: true, udp: false, parallel: 1, offloads: false });
+    run(Case {
+        v6: true,
+        udp: false,
+        parallel: 1,
+        offloads: false,
+    });
 }
 
 #[test]
 fn tcp6_parallel_offloads_on() {
-    run(Case { v6: true, udp: false, parallel: 3, offloads: true });
+    run(Case {
+        v6: true,
+        udp: false,
+        parallel: 3,
+        offloads: true,
+    });
 }
 
 #[test]
 fn udp4_offloads_off() {
-    run(Case { v6: false, udp: true, parallel: 1, offloads: false });
+    run(Case {
+        v6: false,
+        udp: true,
+        parallel: 1,
+        offloads: false,
+    });
 }
 
 #[test]
 fn udp6_parallel_offloads_on() {
-    run(Case { v6: true, udp: true, parallel: 2, offloads: true });
+    run(Case {
+        v6: true,
+        udp: true,
+        parallel: 2,
+        offloads: true,
+    });
 }
 
 #[test]
 fn tcp4_parallel_offloads_off() {
-    run(Case { v6: false, udp: false, parallel: 4, offloads: false });
+    run(Case {
+        v6: false,
+        udp: false,
+        parallel: 4,
+        offloads: false,
+    });
 }

@@ -94,7 +94,10 @@ fn raise_memlock() {
 }
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -168,7 +171,11 @@ impl EbpfSource {
 
     /// The loaded classifier for one direction, e.g. to run frames through it with
     /// BPF_PROG_TEST_RUN. The closure runs under the source's lock.
-    pub fn with_program<R>(&self, direction: Direction, f: impl FnOnce(&SchedClassifier) -> R) -> Result<R> {
+    pub fn with_program<R>(
+        &self,
+        direction: Direction,
+        f: impl FnOnce(&SchedClassifier) -> R,
+    ) -> Result<R> {
         let mut st = self.lock();
         let name = match direction {
             Direction::Ingress => INGRESS_PROG,
@@ -193,15 +200,25 @@ impl EbpfSource {
             a.users += 1;
         } else {
             prepare(&mut st, iface.index, iface.link_kind())?;
-            let ingress = attach_one(&mut st.ebpf, INGRESS_PROG, &iface.name, TcAttachType::Ingress)?;
-            let egress = match attach_one(&mut st.ebpf, EGRESS_PROG, &iface.name, TcAttachType::Egress) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = classifier(&mut st.ebpf, INGRESS_PROG).map(|p| p.detach(ingress));
-                    return Err(e);
-                }
-            };
-            log::info!("attached to {} (ifindex {}) ingress and egress", iface.name, iface.index);
+            let ingress = attach_one(
+                &mut st.ebpf,
+                INGRESS_PROG,
+                &iface.name,
+                TcAttachType::Ingress,
+            )?;
+            let egress =
+                match attach_one(&mut st.ebpf, EGRESS_PROG, &iface.name, TcAttachType::Egress) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = classifier(&mut st.ebpf, INGRESS_PROG).map(|p| p.detach(ingress));
+                        return Err(e);
+                    }
+                };
+            log::info!(
+                "attached to {} (ifindex {}) ingress and egress",
+                iface.name,
+                iface.index
+            );
             st.attached.insert(
                 iface.index,
                 Attached {
@@ -231,14 +248,19 @@ impl EbpfSource {
             return;
         };
         for (prog, link) in [(INGRESS_PROG, a.ingress), (EGRESS_PROG, a.egress)] {
-            if let Err(e) = classifier(&mut st.ebpf, prog).and_then(|p| {
-                p.detach(link).map_err(|e| Error::from_ebpf("detach", &e))
-            }) {
+            if let Err(e) = classifier(&mut st.ebpf, prog)
+                .and_then(|p| p.detach(link).map_err(|e| Error::from_ebpf("detach", &e)))
+            {
                 log::warn!("detaching {prog} from {}: {e}", a.name);
             }
         }
         // The table is shared by all interfaces: give this one's entries back.
-        let stale: Vec<FlowKey> = st.flows.keys().filter_map(|k| k.ok()).filter(|k| k.ifindex == ifindex).collect();
+        let stale: Vec<FlowKey> = st
+            .flows
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.ifindex == ifindex)
+            .collect();
         for k in &stale {
             let _ = st.flows.remove(k);
         }
@@ -323,10 +345,12 @@ fn prepare(st: &mut State, ifindex: u32, link: netmon_common::LinkKind) -> Resul
             direction: direction as u32,
         };
         if st.totals.get(&key, 0).is_err() {
-            let zeros = PerCpuValues::try_from(vec![DirTotals::default(); st.nr_cpus])
-                .map_err(|e| Error::Ebpf {
-                    action: "create interface totals",
-                    detail: e.to_string(),
+            let zeros =
+                PerCpuValues::try_from(vec![DirTotals::default(); st.nr_cpus]).map_err(|e| {
+                    Error::Ebpf {
+                        action: "create interface totals",
+                        detail: e.to_string(),
+                    }
                 })?;
             st.totals
                 .insert(key, zeros, 0)
@@ -336,7 +360,12 @@ fn prepare(st: &mut State, ifindex: u32, link: netmon_common::LinkKind) -> Resul
     Ok(())
 }
 
-fn attach_one(ebpf: &mut Ebpf, prog: &str, iface: &str, kind: TcAttachType) -> Result<SchedClassifierLinkId> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    iface: &str,
+    kind: TcAttachType,
+) -> Result<SchedClassifierLinkId> {
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
     if !tcx {
         // Netlink filters need a clsact qdisc. Add one only if missing (EEXIST is fine), and

@@ -23,11 +23,20 @@ pub trait TrafficSource: Send + Sync {
     fn interfaces(&self) -> impl Future<Output = Result<Vec<InterfaceInfo>>> + Send;
 
     /// Traffic on `iface` over `window`. `iface` has been checked against [`Self::interfaces`].
-    fn sample(&self, iface: &InterfaceInfo, window: Duration) -> impl Future<Output = Result<Sample>> + Send;
+    fn sample(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+    ) -> impl Future<Output = Result<Sample>> + Send;
 }
 
 /// Resolves the requested interface on the source's host: the named one, or the default route's.
-pub fn resolve_iface(req: &TrafficRequest, list: &[InterfaceInfo], host: &str, default: Option<String>) -> Result<InterfaceInfo> {
+pub fn resolve_iface(
+    req: &TrafficRequest,
+    list: &[InterfaceInfo],
+    host: &str,
+    default: Option<String>,
+) -> Result<InterfaceInfo> {
     let name = match &req.iface {
         Some(n) => n.as_str().to_string(),
         None => default.ok_or_else(|| Error::NoDefaultInterface {
@@ -45,7 +54,11 @@ pub fn resolve_iface(req: &TrafficRequest, list: &[InterfaceInfo], host: &str, d
 }
 
 /// Validates the interface, samples it and builds the result data.
-pub async fn collect<S: TrafficSource>(source: &S, req: &TrafficRequest, default_iface: Option<String>) -> Result<TrafficData> {
+pub async fn collect<S: TrafficSource>(
+    source: &S,
+    req: &TrafficRequest,
+    default_iface: Option<String>,
+) -> Result<TrafficData> {
     let list = source.interfaces().await?;
     let iface = resolve_iface(req, &list, source.host(), default_iface)?;
     let sample = source.sample(&iface, req.window.duration()).await?;

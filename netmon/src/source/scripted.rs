@@ -71,15 +71,40 @@ mod tests {
             before: Snapshot::default(),
             after: Snapshot {
                 taken_ns: 5_000_000_000,
-                rx: DirTotals { ip_bytes: 1000, ip_packets: 10, ..Default::default() },
-                tx: DirTotals { ip_bytes: 500, ip_packets: 5, ..Default::default() },
-                flows: [(id, FlowCounters { rx_bytes: 1000, rx_packets: 10, tx_bytes: 500, tx_packets: 5 })].into(),
+                rx: DirTotals {
+                    ip_bytes: 1000,
+                    ip_packets: 10,
+                    ..Default::default()
+                },
+                tx: DirTotals {
+                    ip_bytes: 500,
+                    ip_packets: 5,
+                    ..Default::default()
+                },
+                flows: [(
+                    id,
+                    FlowCounters {
+                        rx_bytes: 1000,
+                        rx_packets: 10,
+                        tx_bytes: 500,
+                        tx_packets: 5,
+                    },
+                )]
+                .into(),
             },
         }
     }
 
     fn req(iface: Option<&str>) -> TrafficRequest {
-        TrafficRequest::new(iface, 5.0, SampleWindow::CLI_RANGE, 10, SortKey::Rx, GroupBy::Connection).unwrap()
+        TrafficRequest::new(
+            iface,
+            5.0,
+            SampleWindow::CLI_RANGE,
+            10,
+            SortKey::Rx,
+            GroupBy::Connection,
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -93,7 +118,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_iface_the_default_route_interface_is_used() {
-        let d = collect(&source(), &req(None), Some("eth0".into())).await.unwrap();
+        let d = collect(&source(), &req(None), Some("eth0".into()))
+            .await
+            .unwrap();
         assert_eq!(d.total_stats.interface, "eth0");
         let e = collect(&source(), &req(None), None).await.unwrap_err();
         assert!(e.to_string().contains("--iface (lo, eth0)"), "{e}");
@@ -101,10 +128,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_interface_lists_the_existing_ones() {
-        let e = collect(&source(), &req(Some("wlan9")), None).await.unwrap_err();
+        let e = collect(&source(), &req(Some("wlan9")), None)
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::UnknownInterface { .. }));
         let msg = e.to_string();
-        assert!(msg.contains("\"wlan9\" does not exist on localhost"), "{msg}");
+        assert!(
+            msg.contains("\"wlan9\" does not exist on localhost"),
+            "{msg}"
+        );
         assert!(msg.contains("lo, eth0"), "{msg}");
     }
 }

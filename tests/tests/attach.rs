@@ -1,0 +1,179 @@
+//! What netmon leaves on an interface (nothing), what it leaves alone (other tools' filters), and
+//! how it fails without privileges or with bad input.
+
+use netmon_tests::{
+    VethPair, in_ns, netmon_bin, require_root, sh, spawn_netmon, tcx_programs, wait_attached,
+};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn netmon_programs(pair: &VethPair) -> String {
+    let names = tcx_programs(&pair.ns_a, &pair.dev_a);
+    names
+        .into_iter()
+        .filter(|n| n.starts_with("netmon_"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ingress_filters(pair: &VethPair) -> String {
+    let out = sh(in_ns(&pair.ns_a, "tc").args(["filter", "show", "dev", &pair.dev_a, "ingress"]));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Another tool's classic-BPF filter on clsact ingress (returns 0: no match).
+fn add_foreign_filter(pair: &VethPair) {
+    sh(in_ns(&pair.ns_a, "tc").args(["qdisc", "add", "dev", &pair.dev_a, "clsact"]));
+    sh(in_ns(&pair.ns_a, "tc").args([
+        "filter",
+        "add",
+        "dev",
+        &pair.dev_a,
+        "ingress",
+        "prio",
+        "7",
+        "bpf",
+        "bytecode",
+        "1,6 0 0 0,",
+    ]));
+}
+
+fn wait_detached(pair: &VethPair) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !netmon_programs(pair).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "netmon still attached:\n{}",
+            netmon_programs(pair)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn nothing_is_left_after_exit_or_kill_9_and_foreign_filters_stay() {
+    let pair = VethPair::new(true);
+    add_foreign_filter(&pair);
+    let foreign = ingress_filters(&pair);
+    assert!(foreign.contains("bytecode"), "{foreign}");
+
+    // Clean exit.
+    let out = sh(in_ns(&pair.ns_a, netmon_bin().to_str().unwrap()).args([
+        "traffic",
+        "-i",
+        &pair.dev_a,
+        "-s",
+        "1",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], true);
+    wait_detached(&pair);
+    assert_eq!(
+        ingress_filters(&pair),
+        foreign,
+        "the foreign filter changed"
+    );
+
+    // kill -9 while attached.
+    let mut child = spawn_netmon(&pair.ns_a, &["traffic", "-i", &pair.dev_a, "-s", "60"]);
+    let _stderr = wait_attached(&mut child);
+    let attached = netmon_programs(&pair);
+    assert!(
+        attached.contains("netmon_ingress") && attached.contains("netmon_egress"),
+        "{attached}"
+    );
+    let pid = child.pid() as i32;
+    // SAFETY: kill(2) on the PID of the child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let _ = child.0.wait();
+    wait_detached(&pair);
+    assert_eq!(
+        ingress_filters(&pair),
+        foreign,
+        "the foreign filter changed"
+    );
+}
+
+#[test]
+fn two_netmons_on_one_interface_do_not_disturb_each_other() {
+    let pair = VethPair::new(true);
+    let mut long = spawn_netmon(&pair.ns_a, &["traffic", "-i", &pair.dev_a, "-s", "60"]);
+    let _stderr = wait_attached(&mut long);
+    let out = sh(in_ns(&pair.ns_a, netmon_bin().to_str().unwrap()).args([
+        "traffic",
+        "-i",
+        &pair.dev_a,
+        "-s",
+        "1",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], true);
+    // The short one detached only its own links; the long one is still attached.
+    let left = netmon_programs(&pair);
+    assert_eq!(left.matches("netmon_ingress").count(), 1, "{left}");
+    assert_eq!(left.matches("netmon_egress").count(), 1, "{left}");
+    drop(long);
+    wait_detached(&pair);
+}
+
+#[test]
+fn without_privileges_the_error_names_the_capabilities() {
+    require_root();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(netmon_bin())
+        .args(["traffic", "-i", "lo", "-s", "1"])
+        .output()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run it as root"), "{stderr}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_2() {
+    require_root();
+    let run = |args: &[&str]| {
+        let out = Command::new(netmon_bin())
+            .args(args)
+            .output()
+            .expect("netmon");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, err, _) = run(&["traffic", "-i", "nosuchif0", "-s", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("\"nosuchif0\" does not exist") && err.contains("lo"),
+        "{err}"
+    );
+    let (code, err, _) = run(&["traffic", "-i", "lo", "-s", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("1–3600 seconds"), "{err}");
+    let (code, err, _) = run(&["traffic", "-i", "eth0;reboot", "-s", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not valid"), "{err}");
+    let (code, _, out) = run(&["traffic", "-i", "nosuchif0", "-s", "1", "--json"]);
+    assert_eq!(code, Some(2));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON error object");
+    assert_eq!(v["success"], false);
+    assert!(v["message"].as_str().unwrap().contains("does not exist"));
+    let (code, err, _) = run(&["traffic", "-i", "lo", "-s", "1", "--table-capacity", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("out of range"), "{err}");
+}

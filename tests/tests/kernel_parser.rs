@@ -1,0 +1,308 @@
+//! Crafted frames through the real, verifier-accepted classifier with BPF_PROG_TEST_RUN. The
+//! kernel runs them on its loopback device (ifindex 1); each test loads its own copy of the
+//! program, so its maps hold only that test's frames.
+
+use aya::programs::{TestRun, TestRunOptions};
+use netmon::flow::FlowId;
+use netmon::snapshot::Snapshot;
+use netmon::source::ebpf::{EbpfOptions, EbpfSource};
+use netmon_common::{Direction, LinkKind};
+use netmon_tests::require_root;
+use std::net::IpAddr;
+
+const LO: u32 = 1;
+const TC_ACT_UNSPEC: u32 = u32::MAX;
+
+fn source(link: LinkKind, capacity: u32) -> EbpfSource {
+    require_root();
+    let s = EbpfSource::load(EbpfOptions {
+        flow_capacity: capacity,
+    })
+    .expect("load");
+    s.prepare(LO, link).expect("prepare");
+    s
+}
+
+fn run(s: &EbpfSource, dir: Direction, frame: &[u8]) {
+    let ret = s
+        .with_program(dir, |p| {
+            p.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..Default::default()
+            })
+        })
+        .expect("program")
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(
+        ret.return_value, TC_ACT_UNSPEC,
+        "the classifier must always return TC_ACT_UNSPEC"
+    );
+}
+
+fn eth(ethertype: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    f.extend(ethertype.to_be_bytes());
+    f
+}
+
+fn vlan(mut f: Vec<u8>, tpid: u16, inner: u16) -> Vec<u8> {
+    // Replace the ethertype with the tag's TPID, then TCI and the inner ethertype.
+    f.truncate(12);
+    f.extend(tpid.to_be_bytes());
+    f.extend([0x00, 0x64]);
+    f.extend(inner.to_be_bytes());
+    f
+}
+
+/// IPv4 header: 10.0.0.1 → 10.0.0.2, `options` extra bytes, total length `l4_len` + header.
+fn ipv4(proto: u8, options: usize, l4_len: usize, frag_offset_units: u16) -> Vec<u8> {
+    let ihl = 20 + options;
+    let total = (ihl + l4_len) as u16;
+    let mut h = vec![0x40 | (ihl / 4) as u8, 0];
+    h.extend(total.to_be_bytes());
+    h.extend([0, 1]);
+    h.extend(frag_offset_units.to_be_bytes());
+    h.extend([64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    h.extend(std::iter::repeat_n(1u8, options));
+    h
+}
+
+/// IPv6 header fd00::1 → fd00::2 with `next` and `payload_len`.
+fn ipv6(next: u8, payload_len: usize) -> Vec<u8> {
+    let mut h = vec![0x60, 0, 0, 0];
+    h.extend((payload_len as u16).to_be_bytes());
+    h.extend([next, 64]);
+    let a: std::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let b: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
+    h.extend(a.octets());
+    h.extend(b.octets());
+    h
+}
+
+fn ports(src: u16, dst: u16, rest: usize) -> Vec<u8> {
+    let mut p = src.to_be_bytes().to_vec();
+    p.extend(dst.to_be_bytes());
+    p.extend(std::iter::repeat_n(0u8, rest));
+    p
+}
+
+fn tcp(src: u16, dst: u16, payload: usize) -> Vec<u8> {
+    let mut t = ports(src, dst, 16 + payload);
+    t[12] = 5 << 4; // data offset: 20 bytes
+    t
+}
+
+fn concat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn flow(
+    s: &Snapshot,
+    local: &str,
+    lport: u16,
+    remote: &str,
+    rport: u16,
+    proto: u8,
+) -> netmon::flow::FlowCounters {
+    let id = FlowId {
+        local: local.parse::<IpAddr>().unwrap(),
+        remote: remote.parse::<IpAddr>().unwrap(),
+        local_port: lport,
+        remote_port: rport,
+        protocol: proto,
+    };
+    *s.flows
+        .get(&id)
+        .unwrap_or_else(|| panic!("no flow {id:?} in {:#?}", s.flows))
+}
+
+#[test]
+fn ipv4_tcp_with_and_without_options_and_both_directions() {
+    let s = source(LinkKind::Ethernet, 1024);
+    let plain = concat(&[&eth(0x0800), &ipv4(6, 0, 30, 0), &tcp(1234, 80, 10)]);
+    let opts = concat(&[&eth(0x0800), &ipv4(17, 8, 12, 0), &ports(5353, 53, 8)]);
+    run(&s, Direction::Ingress, &plain);
+    run(&s, Direction::Ingress, &plain);
+    run(&s, Direction::Ingress, &opts);
+    run(&s, Direction::Egress, &plain);
+    let snap = s.snapshot(LO);
+
+    // Ingress: local is the destination. Egress: local is the source.
+    let rx = flow(&snap, "10.0.0.2", 80, "10.0.0.1", 1234, 6);
+    assert_eq!((rx.rx_packets, rx.rx_bytes, rx.tx_packets), (2, 100, 0));
+    let tx = flow(&snap, "10.0.0.1", 1234, "10.0.0.2", 80, 6);
+    assert_eq!((tx.tx_packets, tx.tx_bytes, tx.rx_packets), (1, 50, 0));
+    // 8 bytes of IPv4 options: the ports are read after them.
+    let udp = flow(&snap, "10.0.0.2", 53, "10.0.0.1", 5353, 17);
+    assert_eq!((udp.rx_packets, udp.rx_bytes), (1, 40));
+
+    assert_eq!(snap.rx.frames, 3);
+    assert_eq!(snap.rx.frame_bytes, 64 * 2 + 54);
+    assert_eq!((snap.rx.ip_packets, snap.rx.ip_bytes), (3, 140));
+    assert_eq!((snap.tx.frames, snap.tx.ip_bytes), (1, 50));
+    assert_eq!(snap.rx.other_frames + snap.tx.other_frames, 0);
+}
+
+#[test]
+fn ipv6_extension_headers_and_fragments() {
+    let s = source(LinkKind::Ethernet, 1024);
+    // Hop-by-hop (8 bytes) → destination options (16 bytes) → UDP.
+    let hbh = [60u8, 0, 0, 0, 0, 0, 0, 0];
+    let dst = [17u8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let udp = ports(4000, 4001, 4 + 6);
+    let ext = concat(&[&eth(0x86DD), &ipv6(0, 8 + 16 + udp.len()), &hbh, &dst, &udp]);
+    // First fragment (offset 0) has the UDP header; a later one (offset 1448) has none.
+    let first = concat(&[
+        &eth(0x86DD),
+        &ipv6(44, 8 + udp.len()),
+        &[17, 0, 0, 1, 0, 0, 0, 7],
+        &udp,
+    ]);
+    let later_off = (1448u16 << 3).to_be_bytes();
+    let later = concat(&[
+        &eth(0x86DD),
+        &ipv6(44, 8 + 20),
+        &[17, 0, later_off[0], later_off[1], 0, 0, 0, 7],
+        &[9u8; 20],
+    ]);
+    let icmp6 = concat(&[&eth(0x86DD), &ipv6(58, 8), &[128, 0, 0, 0, 0, 1, 0, 1]]);
+    for f in [&ext, &first, &later, &icmp6] {
+        run(&s, Direction::Ingress, f);
+    }
+    let snap = s.snapshot(LO);
+    let e = flow(&snap, "fd00::2", 4001, "fd00::1", 4000, 17);
+    // The extension-header packet and the first fragment share the ports.
+    assert_eq!(
+        (e.rx_packets, e.rx_bytes),
+        (2, (40 + 24 + 14) + (40 + 8 + 14))
+    );
+    let l = flow(&snap, "fd00::2", 0, "fd00::1", 0, 17);
+    assert_eq!((l.rx_packets, l.rx_bytes), (1, 68));
+    let i = flow(&snap, "fd00::2", 0, "fd00::1", 0, 58);
+    assert_eq!((i.rx_packets, i.rx_bytes), (1, 48));
+    assert_eq!(snap.rx.ip_bytes, 78 + 62 + 68 + 48);
+    assert_eq!(snap.rx.other_frames, 0);
+}
+
+#[test]
+fn ipv4_fragments_vlan_qinq_and_icmp() {
+    let s = source(LinkKind::Ethernet, 1024);
+    let later_frag = concat(&[&eth(0x0800), &ipv4(17, 0, 16, 185), &[7u8; 16]]);
+    let first_frag = concat(&[&eth(0x0800), &ipv4(17, 0, 16, 0x2000), &ports(999, 53, 12)]);
+    let dot1q = concat(&[
+        &vlan(eth(0), 0x8100, 0x0800),
+        &ipv4(1, 0, 8, 0),
+        &[8, 0, 0, 0, 0, 1, 0, 1],
+    ]);
+    let mut qinq = vlan(eth(0), 0x88A8, 0x8100);
+    qinq.extend([0x00, 0x0A, 0x08, 0x00]); // inner 802.1Q tag, then IPv4
+    let qinq = concat(&[&qinq, &ipv4(6, 0, 20, 0), &tcp(40000, 443, 0)]);
+    for f in [&later_frag, &first_frag, &dot1q, &qinq] {
+        run(&s, Direction::Ingress, f);
+    }
+    let snap = s.snapshot(LO);
+    // Only the first fragment (MF set, offset 0) has ports.
+    assert_eq!(
+        flow(&snap, "10.0.0.2", 53, "10.0.0.1", 999, 17).rx_bytes,
+        36
+    );
+    assert_eq!(flow(&snap, "10.0.0.2", 0, "10.0.0.1", 0, 17).rx_bytes, 36);
+    assert_eq!(flow(&snap, "10.0.0.2", 0, "10.0.0.1", 0, 1).rx_bytes, 28);
+    assert_eq!(
+        flow(&snap, "10.0.0.2", 443, "10.0.0.1", 40000, 6).rx_bytes,
+        40
+    );
+    assert_eq!(snap.rx.frames, 4);
+    assert_eq!(snap.rx.ip_bytes, 36 + 36 + 28 + 40);
+}
+
+#[test]
+fn truncated_garbage_and_non_ip_frames_are_other_and_never_dropped() {
+    let s = source(LinkKind::Ethernet, 1024);
+    // BPF_PROG_TEST_RUN itself refuses an IP ethertype with less than a full IP header, so
+    // truncated headers hide behind a VLAN tag, which it does not look into.
+    let truncated = concat(&[&vlan(eth(0), 0x8100, 0x0800), &ipv4(6, 0, 20, 0)[..10]]);
+    let v6_short = concat(&[&vlan(eth(0), 0x8100, 0x86DD), &ipv6(6, 20)[..30]]);
+    let cut_in_tag = concat(&[&eth(0x8100), &[0u8, 1]]);
+    let bad_version = concat(&[&eth(0x0800), &[0x75u8; 20]]);
+    let arp = concat(&[&eth(0x0806), &[1u8; 28]]);
+    // A full IPv4 header whose TCP header is missing: still IP, with no ports.
+    let tcp_cut = concat(&[&eth(0x0800), &ipv4(6, 0, 20, 0)]);
+    let frames = [
+        &truncated,
+        &v6_short,
+        &cut_in_tag,
+        &bad_version,
+        &arp,
+        &tcp_cut,
+    ];
+    for f in frames {
+        run(&s, Direction::Ingress, f);
+    }
+    let snap = s.snapshot(LO);
+    let total: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    assert_eq!(snap.rx.frames, 6);
+    assert_eq!(snap.rx.frame_bytes, total);
+    assert_eq!((snap.rx.other_frames, snap.rx.ip_packets), (5, 1));
+    assert_eq!(snap.rx.other_bytes + snap.rx.ip_bytes + 14, total);
+    assert_eq!(flow(&snap, "10.0.0.2", 0, "10.0.0.1", 0, 6).rx_bytes, 20);
+}
+
+#[test]
+fn ethernet_padding_is_not_counted_as_ip_bytes() {
+    let s = source(LinkKind::Ethernet, 1024);
+    let mut f = concat(&[&eth(0x0800), &ipv4(1, 0, 8, 0), &[8, 0, 0, 0, 0, 1, 0, 1]]);
+    f.resize(60, 0); // minimum Ethernet frame
+    run(&s, Direction::Ingress, &f);
+    let snap = s.snapshot(LO);
+    assert_eq!((snap.rx.frame_bytes, snap.rx.ip_bytes), (60, 28));
+}
+
+#[test]
+fn devices_without_an_ethernet_header() {
+    let s = source(LinkKind::RawIp, 1024);
+    let v4 = concat(&[&ipv4(17, 0, 8 + 12, 0), &ports(51820, 51821, 4 + 12)]);
+    let v6 = concat(&[&ipv6(6, 20), &tcp(22, 50000, 0)]);
+    run(&s, Direction::Egress, &v4);
+    run(&s, Direction::Egress, &v6);
+    let snap = s.snapshot(LO);
+    assert_eq!(
+        flow(&snap, "10.0.0.1", 51820, "10.0.0.2", 51821, 17).tx_bytes,
+        40
+    );
+    assert_eq!(flow(&snap, "fd00::1", 22, "fd00::2", 50000, 6).tx_bytes, 60);
+    assert_eq!((snap.tx.other_frames, snap.tx.ip_bytes), (0, 100));
+}
+
+#[test]
+fn a_full_table_keeps_totals_exact_and_counts_the_overflow() {
+    let capacity = 64;
+    let s = source(LinkKind::Ethernet, capacity);
+    let flows = 2_000u16;
+    for port in 0..flows {
+        run(
+            &s,
+            Direction::Ingress,
+            &concat(&[
+                &eth(0x0800),
+                &ipv4(17, 0, 8, 0),
+                &ports(10_000 + port, 53, 4),
+            ]),
+        );
+    }
+    let snap = s.snapshot(LO);
+    assert_eq!(snap.flows.len(), capacity as usize);
+    assert_eq!(
+        (snap.rx.ip_packets, snap.rx.ip_bytes),
+        (u64::from(flows), u64::from(flows) * 28)
+    );
+    let in_flows: u64 = snap.flows.values().map(|c| c.rx_bytes).sum();
+    let overflow = u64::from(flows) - u64::from(capacity);
+    assert_eq!(snap.rx.overflow_packets, overflow);
+    assert_eq!(snap.rx.overflow_table_full, overflow);
+    assert_eq!(
+        in_flows + snap.rx.overflow_bytes,
+        snap.rx.ip_bytes,
+        "every byte is in a flow or in the overflow"
+    );
+}
