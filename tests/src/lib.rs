@@ -203,14 +203,14 @@ impl Drop for Spawned {
     }
 }
 
-/// The netmon binary built next to this test binary (`cargo test --workspace` builds it).
+/// The netmon binary next to this test binary (`cargo xtask test` builds it first).
 pub fn netmon_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("netmon");
     assert!(
         bin.exists(),
-        "{} not built: run `cargo test --workspace`",
+        "{} not built: run `cargo xtask test`, or `cargo build -p netmon` first",
         bin.display()
     );
     bin

@@ -227,6 +227,8 @@ fn main() -> Result<()> {
                 "-D",
                 "warnings",
             ]))?;
+            // The integration tests run target/debug/netmon, which `cargo test` does not build.
+            run(cargo().args(["build", "-p", "netmon"]))?;
             let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut test_args = vec![
                 "test".to_string(),
