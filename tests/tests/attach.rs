@@ -38,6 +38,20 @@ fn add_foreign_filter(pair: &VethPair) {
     ]));
 }
 
+/// A complete one-second `netmon traffic --json` run on `dev_a` that must succeed.
+fn sample_one_second(pair: &VethPair) {
+    let out = sh(in_ns(&pair.ns_a, netmon_bin().to_str().unwrap()).args([
+        "traffic",
+        "-i",
+        &pair.dev_a,
+        "-s",
+        "1",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], true, "{v:#}");
+}
+
 fn wait_detached(pair: &VethPair) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !netmon_programs(pair).is_empty() {
@@ -58,16 +72,7 @@ fn nothing_is_left_after_exit_or_kill_9_and_foreign_filters_stay() {
     assert!(foreign.contains("bytecode"), "{foreign}");
 
     // Clean exit.
-    let out = sh(in_ns(&pair.ns_a, netmon_bin().to_str().unwrap()).args([
-        "traffic",
-        "-i",
-        &pair.dev_a,
-        "-s",
-        "1",
-        "--json",
-    ]));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["success"], true);
+    sample_one_second(&pair);
     wait_detached(&pair);
     assert_eq!(
         ingress_filters(&pair),
@@ -100,16 +105,7 @@ fn two_netmons_on_one_interface_do_not_disturb_each_other() {
     let pair = VethPair::new(true);
     let mut long = spawn_netmon(&pair.ns_a, &["traffic", "-i", &pair.dev_a, "-s", "60"]);
     let _stderr = wait_attached(&mut long);
-    let out = sh(in_ns(&pair.ns_a, netmon_bin().to_str().unwrap()).args([
-        "traffic",
-        "-i",
-        &pair.dev_a,
-        "-s",
-        "1",
-        "--json",
-    ]));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["success"], true);
+    sample_one_second(&pair);
     // The short one detached only its own links; the long one is still attached.
     let left = netmon_programs(&pair);
     assert_eq!(left.matches("netmon_ingress").count(), 1, "{left}");
