@@ -26,8 +26,28 @@ pub enum Error {
     #[error("sample window {got} is out of range: use {min}–{max} seconds")]
     BadWindow { got: String, min: u64, max: u64 },
 
-    #[error("--top must be at least 1 (got {0})")]
+    #[error("top (--top) must be at least 1 (got {0})")]
     BadTop(usize),
+
+    #[error("invalid arguments for {tool}: {detail}; {usage}")]
+    BadArguments {
+        tool: &'static str,
+        detail: String,
+        usage: &'static str,
+    },
+
+    #[error(
+        "host {host:?} is a remote host, and sampling remote hosts over SSH is not available in this netmon version yet; omit host (or use \"localhost\") to use this machine"
+    )]
+    RemoteNotAvailable { host: String },
+
+    #[error("the call was cancelled before its sample finished; nothing was kept")]
+    Cancelled,
+
+    #[error(
+        "netmon is already running {limit} samples at once; retry when some have finished (each takes sample_seconds)"
+    )]
+    Busy { limit: usize },
 
     #[error(
         "netmon needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON to {action} (run it as root, or grant them: `sudo setcap cap_bpf,cap_net_admin,cap_perfmon+ep {exe}`): {detail}"
@@ -50,6 +70,24 @@ pub enum Error {
     Ebpf {
         action: &'static str,
         detail: String,
+    },
+
+    #[error(
+        "refusing to serve MCP on {addr} without a bearer token: anything but loopback needs one (set {env} or pass --token-file; make one with `openssl rand -hex 32`), or bind 127.0.0.1",
+        env = crate::mcp::http::TOKEN_ENV
+    )]
+    HttpNeedsToken { addr: std::net::SocketAddr },
+
+    #[error("the bearer token from {origin} is not usable: {reason}")]
+    BadToken { origin: String, reason: String },
+
+    #[error(
+        "serving HTTP on {addr}: {source} (is another process using the port? pick another with --http ADDR:PORT)"
+    )]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
     },
 
     #[error("reading {path}: {source}")]

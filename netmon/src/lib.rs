@@ -17,6 +17,7 @@
 //! - [`source`]: the [`source::TrafficSource`] seam, with the eBPF source (bpf syscalls, TC
 //!   attachments) and a scripted one for tests.
 //! - [`iface`]: the host's interfaces and default route, from /sys and /proc.
+//! - [`mcp`]: the MCP server (the contract's two tools) over stdio and Streamable HTTP.
 //!
 //! Errors are [`error::Error`]; each message names the fix.
 
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod flow;
 pub mod iface;
+pub mod mcp;
 pub mod rank;
 pub mod report;
 pub mod snapshot;

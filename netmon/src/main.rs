@@ -4,12 +4,16 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use netmon::config::{SampleWindow, TrafficRequest};
 use netmon::iface;
+use netmon::mcp::{NetmonMcp, http, serve_stdio};
 use netmon::rank::{GroupBy, SortKey};
 use netmon::report::{InterfacesData, Response, TrafficData};
-use netmon::source::ebpf::{EbpfOptions, EbpfSource, Progress};
-use netmon::source::{TrafficSource, resolve_iface};
+use netmon::source::ebpf::{EbpfOptions, EbpfSource};
+use netmon::source::{Progress, collect};
 use netmon_common::DEFAULT_FLOW_CAPACITY;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +58,92 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
         table_capacity: u32,
     },
+    /// Serve the MCP tools list_network_interfaces and get_interface_traffic: over stdio by
+    /// default, or Streamable HTTP at /mcp with --http.
+    Serve {
+        /// Serve Streamable HTTP on ADDR instead of stdio (default 127.0.0.1:8765). Anything but
+        /// loopback needs a bearer token.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = http::DEFAULT_ADDR)]
+        http: Option<SocketAddr>,
+        /// File holding the bearer token HTTP clients must send (else $NETMON_MCP_TOKEN).
+        #[arg(long, value_name = "PATH", requires = "http")]
+        token_file: Option<PathBuf>,
+        /// Another Host header value to accept over HTTP (a DNS name clients use), repeatable.
+        #[arg(long, value_name = "HOST", requires = "http")]
+        allowed_host: Vec<String>,
+        /// Another browser Origin to accept over HTTP (e.g. https://app.example:443), repeatable.
+        #[arg(long, value_name = "ORIGIN", requires = "http")]
+        allowed_origin: Vec<String>,
+        /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
+        #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
+        table_capacity: u32,
+    },
+}
+
+/// Cancelled on SIGINT or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let ct = CancellationToken::new();
+    let on_signal = ct.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
+        }
+        on_signal.cancel();
+    });
+    ct
+}
+
+async fn serve(
+    http_addr: Option<SocketAddr>,
+    token_file: Option<PathBuf>,
+    allowed_host: Vec<String>,
+    allowed_origin: Vec<String>,
+    table_capacity: u32,
+) -> anyhow::Result<()> {
+    let handler = NetmonMcp::new(EbpfOptions {
+        flow_capacity: table_capacity,
+    });
+    let shutdown = shutdown_signal();
+    match http_addr {
+        None => {
+            eprintln!("netmon: serving MCP on stdio");
+            tokio::select! {
+                r = serve_stdio(handler) => r.context("serving MCP on stdio")?,
+                _ = shutdown.cancelled() => {},
+            }
+        }
+        Some(addr) => {
+            let token = match token_file {
+                Some(path) => Some(http::Token::from_file(&path)?),
+                None => http::Token::from_env()?,
+            };
+            let opts = http::HttpOptions::new(addr, token, allowed_host, allowed_origin)?;
+            let auth = if opts.token.is_some() {
+                "bearer token required"
+            } else {
+                "no token"
+            };
+            http::serve(handler, opts, shutdown, |bound| {
+                // Tests and scripts read the port from this line.
+                eprintln!(
+                    "netmon: serving MCP on http://{bound}{} ({auth})",
+                    http::PATH
+                );
+            })
+            .await?;
+        }
+    }
+    eprintln!("netmon: MCP server stopped");
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
@@ -68,36 +158,31 @@ async fn traffic(req: TrafficRequest, table_capacity: u32) -> Result<TrafficData
     let source = EbpfSource::load(EbpfOptions {
         flow_capacity: table_capacity,
     })?;
-    let list = source.interfaces().await?;
-    let iface = resolve_iface(&req, &list, source.host(), iface::default_interface())?;
-    let name = iface.name.clone();
+    let default = iface::default_interface();
+    let shown = req
+        .iface
+        .as_ref()
+        .map(|i| i.to_string())
+        .or_else(|| default.clone())
+        .unwrap_or_default();
     // Tests and scripts wait for this line to know the window has started.
     let report = |p: Progress| {
         if let Progress::Started { window } = p {
             eprintln!(
-                "netmon: attached to {name}, sampling for {} s",
+                "netmon: attached to {shown}, sampling for {} s",
                 window.as_secs_f64()
             );
         }
     };
-    let sample = tokio::select! {
-        s = source.sample_with_progress(&iface, req.window.duration(), &report) => s?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("netmon: interrupted; detaching from {name}");
-            std::process::exit(130);
-        }
+    let outcome = tokio::select! {
+        d = collect(&source, &req, default.clone(), &report) => Some(d),
+        _ = tokio::signal::ctrl_c() => None,
     };
-    Ok(TrafficData::from_sample(
-        source.host(),
-        source.kind(),
-        &iface.name,
-        &sample,
-        netmon::report::View {
-            sort: req.sort,
-            by: req.by,
-            top: req.top,
-        },
-    ))
+    // The sample's future is gone by now, and with it the attachment.
+    outcome.unwrap_or_else(|| {
+        eprintln!("netmon: interrupted; detached");
+        std::process::exit(130)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -152,6 +237,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(2))
                 }
             }
+        }
+        Command::Serve {
+            http,
+            token_file,
+            allowed_host,
+            allowed_origin,
+            table_capacity,
+        } => {
+            if let Err(e) = serve(
+                http,
+                token_file,
+                allowed_host,
+                allowed_origin,
+                table_capacity,
+            )
+            .await
+            {
+                eprintln!("netmon: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

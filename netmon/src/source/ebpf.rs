@@ -6,7 +6,7 @@
 //! programs' filters. Older kernels get a clsact filter of netmon's own; a clsact qdisc is added
 //! only if missing and is never removed, since other tools' filters may hang off it.
 
-use super::TrafficSource;
+use super::{Progress, ProgressFn, TrafficSource};
 use crate::error::{Error, Result};
 use crate::flow::{FlowCounters, FlowId};
 use crate::iface::{self, InterfaceInfo};
@@ -47,15 +47,6 @@ impl Default for EbpfOptions {
             flow_capacity: DEFAULT_FLOW_CAPACITY,
         }
     }
-}
-
-/// Progress of one sample, for callers that report it (CLI, MCP progress notifications).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Progress {
-    /// Attached and counting; the window starts now.
-    Started { window: Duration },
-    /// Part of the window has passed.
-    Elapsed { elapsed: Duration, window: Duration },
 }
 
 struct Attached {
@@ -306,12 +297,13 @@ impl EbpfSource {
         }
     }
 
-    /// Attach, count for `window`, detach: the traffic of that window.
-    pub async fn sample_with_progress(
+    /// Attach, count for `window`, detach: the traffic of that window. Other callers on the same
+    /// interface share the attachment; each diffs its own window.
+    pub async fn sample_window(
         &self,
         iface: &InterfaceInfo,
         window: Duration,
-        progress: &(dyn Fn(Progress) + Send + Sync),
+        progress: ProgressFn<'_>,
     ) -> Result<Sample> {
         let _attachment = self.attach(iface)?;
         let before = self.snapshot(iface.index);
@@ -404,7 +396,12 @@ impl TrafficSource for EbpfSource {
         iface::list()
     }
 
-    async fn sample(&self, iface: &InterfaceInfo, window: Duration) -> Result<Sample> {
-        self.sample_with_progress(iface, window, &|_| {}).await
+    async fn sample(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+        progress: ProgressFn<'_>,
+    ) -> Result<Sample> {
+        self.sample_window(iface, window, progress).await
     }
 }

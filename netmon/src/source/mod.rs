@@ -14,6 +14,18 @@ use crate::snapshot::Sample;
 use std::future::Future;
 use std::time::Duration;
 
+/// Progress of one sample, for callers that report it (CLI, MCP progress notifications).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Progress {
+    /// Attached and counting; the window starts now.
+    Started { window: Duration },
+    /// Part of the window has passed.
+    Elapsed { elapsed: Duration, window: Duration },
+}
+
+/// Where a source reports [`Progress`]; `&|_| {}` when nobody listens.
+pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+
 pub trait TrafficSource: Send + Sync {
     /// The host this source measures, as reported in `data.host`.
     fn host(&self) -> &str;
@@ -23,10 +35,12 @@ pub trait TrafficSource: Send + Sync {
     fn interfaces(&self) -> impl Future<Output = Result<Vec<InterfaceInfo>>> + Send;
 
     /// Traffic on `iface` over `window`. `iface` has been checked against [`Self::interfaces`].
+    /// Dropping the future stops the sample and releases what it holds.
     fn sample(
         &self,
         iface: &InterfaceInfo,
         window: Duration,
+        progress: ProgressFn<'_>,
     ) -> impl Future<Output = Result<Sample>> + Send;
 }
 
@@ -58,10 +72,13 @@ pub async fn collect<S: TrafficSource>(
     source: &S,
     req: &TrafficRequest,
     default_iface: Option<String>,
+    progress: ProgressFn<'_>,
 ) -> Result<TrafficData> {
     let list = source.interfaces().await?;
     let iface = resolve_iface(req, &list, source.host(), default_iface)?;
-    let sample = source.sample(&iface, req.window.duration()).await?;
+    let sample = source
+        .sample(&iface, req.window.duration(), progress)
+        .await?;
     Ok(TrafficData::from_sample(
         source.host(),
         source.kind(),

@@ -1,6 +1,6 @@
 //! A source that replays prepared snapshots: for tests of everything above the seam.
 
-use super::TrafficSource;
+use super::{Progress, ProgressFn, TrafficSource};
 use crate::error::Result;
 use crate::iface::InterfaceInfo;
 use crate::report::SourceKind;
@@ -28,7 +28,14 @@ impl TrafficSource for ScriptedSource {
         Ok(self.interfaces.clone())
     }
 
-    async fn sample(&self, _iface: &InterfaceInfo, _window: Duration) -> Result<Sample> {
+    /// Reports the start of the window and returns at once: the window is in the snapshots.
+    async fn sample(
+        &self,
+        _iface: &InterfaceInfo,
+        window: Duration,
+        progress: ProgressFn<'_>,
+    ) -> Result<Sample> {
+        progress(Progress::Started { window });
         Ok(diff(&self.before, &self.after))
     }
 }
@@ -109,7 +116,18 @@ mod tests {
 
     #[tokio::test]
     async fn collect_builds_the_result_for_the_named_interface() {
-        let d = collect(&source(), &req(Some("eth0")), None).await.unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let d = collect(&source(), &req(Some("eth0")), None, &|p| {
+            seen.lock().unwrap().push(p)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Progress::Started {
+                window: Duration::from_secs(5)
+            }]
+        );
         assert_eq!(d.total_stats.interface, "eth0");
         assert_eq!(d.total_stats.rx_bytes, 1000);
         assert_eq!(d.total_stats.rx_bps, 1600);
@@ -118,17 +136,19 @@ mod tests {
 
     #[tokio::test]
     async fn without_iface_the_default_route_interface_is_used() {
-        let d = collect(&source(), &req(None), Some("eth0".into()))
+        let d = collect(&source(), &req(None), Some("eth0".into()), &|_| {})
             .await
             .unwrap();
         assert_eq!(d.total_stats.interface, "eth0");
-        let e = collect(&source(), &req(None), None).await.unwrap_err();
+        let e = collect(&source(), &req(None), None, &|_| {})
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("--iface (lo, eth0)"), "{e}");
     }
 
     #[tokio::test]
     async fn an_unknown_interface_lists_the_existing_ones() {
-        let e = collect(&source(), &req(Some("wlan9")), None)
+        let e = collect(&source(), &req(Some("wlan9")), None, &|_| {})
             .await
             .unwrap_err();
         assert!(matches!(e, Error::UnknownInterface { .. }));

@@ -1,0 +1,309 @@
+//! The tools' arguments as the client sends them, and their translation into typed requests.
+//! Pure: every wrong argument becomes an [`Error`] whose message a model can act on.
+
+use crate::config::TrafficRequest;
+use crate::error::{Error, Result};
+use crate::rank::{GroupBy, SortKey};
+use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The contract's sampling range for the MCP tools: shorter is inaccurate, longer keeps the
+/// caller waiting.
+pub const MCP_WINDOW_RANGE: (u64, u64) = (3, 30);
+pub const DEFAULT_SAMPLE_SECONDS: f64 = 5.0;
+/// Most rows one result may carry.
+pub const MAX_TOP: usize = 1000;
+
+/// A password as received: never printed, not even by `{:?}`.
+#[derive(Clone, Default, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The password itself, for the one place that sends it (the SSH login).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// `list_network_interfaces` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterfacesArgs {
+    /// Host to list: "localhost" (the default), "127.0.0.1", "::1" or empty for this machine;
+    /// anything else is a remote host reached over SSH.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// SSH port of a remote host.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// SSH user of a remote host.
+    #[serde(default = "default_username")]
+    pub username: String,
+    /// SSH password of a remote host.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub password: Option<Secret>,
+}
+
+/// `get_interface_traffic` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficArgs {
+    /// Interface to sample, e.g. "eth0"; `list_network_interfaces` lists the host's
+    /// interfaces.
+    pub iface: String,
+    /// Length of the sampling window in seconds, 3–30. The call takes this long.
+    #[serde(default = "default_sample_seconds")]
+    #[schemars(range(min = 3, max = 30))]
+    pub sample_seconds: f64,
+    /// Host to sample: "localhost" (the default), "127.0.0.1", "::1" or empty for this
+    /// machine; anything else is a remote host reached over SSH.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// SSH port of a remote host.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// SSH user of a remote host.
+    #[serde(default = "default_username")]
+    pub username: String,
+    /// SSH password of a remote host.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub password: Option<Secret>,
+    /// How many connections to return, 1–1000.
+    #[serde(default = "default_top")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub top: usize,
+    /// Order of the connections: "rx" (received bytes), "tx" or "total".
+    #[serde(default)]
+    pub sort: SortKey,
+    /// "connection": one row per connection; "host": one row per host pair, ports and
+    /// protocols merged.
+    #[serde(default)]
+    pub group_by: GroupBy,
+}
+
+fn default_host() -> String {
+    "localhost".into()
+}
+fn default_port() -> u16 {
+    Target::DEFAULT_PORT
+}
+fn default_username() -> String {
+    Target::DEFAULT_USER.into()
+}
+fn default_sample_seconds() -> f64 {
+    DEFAULT_SAMPLE_SECONDS
+}
+fn default_top() -> usize {
+    TrafficRequest::DEFAULT_TOP
+}
+
+/// Which machine a call is about.
+#[derive(Debug)]
+pub enum Target {
+    /// This machine, counted by netmon's classifier.
+    Local,
+    /// Another machine (reached over SSH, once that exists).
+    Remote(Remote),
+}
+
+#[derive(Debug)]
+pub struct Remote {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Option<Secret>,
+}
+
+impl Target {
+    pub const DEFAULT_PORT: u16 = 22;
+    pub const DEFAULT_USER: &str = "root";
+
+    fn new(host: String, port: u16, username: String, password: Option<Secret>) -> Self {
+        let local = matches!(
+            host.trim().to_ascii_lowercase().as_str(),
+            "" | "localhost" | "127.0.0.1" | "::1" | "[::1]"
+        );
+        if local {
+            return Target::Local;
+        }
+        Target::Remote(Remote {
+            host: host.trim().to_string(),
+            port,
+            username,
+            password,
+        })
+    }
+}
+
+/// Decodes a tool's raw arguments; a missing, unknown or mistyped argument names itself and
+/// the tool's usage.
+fn decode<T: DeserializeOwned>(
+    tool: &'static str,
+    usage: &'static str,
+    raw: Option<JsonObject>,
+) -> Result<T> {
+    let value = serde_json::Value::Object(raw.unwrap_or_default());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        // serde quotes the offending value; a mistyped password must not be echoed.
+        let detail = if path == "password" {
+            "password: must be a string".to_string()
+        } else if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        };
+        Error::BadArguments {
+            tool,
+            detail,
+            usage,
+        }
+    })
+}
+
+pub const INTERFACES_USAGE: &str = "arguments are all optional: host (string), port (integer), username (string), password (string)";
+pub const TRAFFIC_USAGE: &str = "arguments: iface (string, required), sample_seconds (number 3–30, default 5), host, port, username, password, top (integer 1–1000, default 10), sort (\"rx\" | \"tx\" | \"total\"), group_by (\"connection\" | \"host\")";
+
+impl InterfacesArgs {
+    pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<Target> {
+        let a: Self = decode(tool, INTERFACES_USAGE, raw)?;
+        Ok(Target::new(a.host, a.port, a.username, a.password))
+    }
+}
+
+impl TrafficArgs {
+    pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<(Target, TrafficRequest)> {
+        let a: Self = decode(tool, TRAFFIC_USAGE, raw)?;
+        let top = a.top;
+        if top > MAX_TOP {
+            return Err(Error::BadArguments {
+                tool,
+                detail: format!("top: {top} is more than {MAX_TOP}"),
+                usage: TRAFFIC_USAGE,
+            });
+        }
+        let req = TrafficRequest::new(
+            Some(&a.iface),
+            a.sample_seconds,
+            MCP_WINDOW_RANGE,
+            top,
+            a.sort,
+            a.group_by,
+        )?;
+        Ok((Target::new(a.host, a.port, a.username, a.password), req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> Option<JsonObject> {
+        match v {
+            serde_json::Value::Object(m) => Some(m),
+            _ => unreachable!("test arguments are objects"),
+        }
+    }
+
+    fn traffic(v: serde_json::Value) -> Result<(Target, TrafficRequest)> {
+        TrafficArgs::parse("get_interface_traffic", obj(v))
+    }
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let (t, r) = traffic(json!({"iface": "eth0"})).unwrap();
+        assert!(matches!(t, Target::Local));
+        assert_eq!(r.window.duration().as_secs(), 5);
+        assert_eq!(r.top, 10);
+        assert_eq!(r.sort, SortKey::Rx);
+        assert_eq!(r.by, GroupBy::Connection);
+        assert_eq!(r.iface.unwrap().as_str(), "eth0");
+    }
+
+    #[test]
+    fn local_host_spellings() {
+        for h in [
+            "",
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "::1",
+            " localhost ",
+        ] {
+            let (t, _) = traffic(json!({"iface": "eth0", "host": h})).unwrap();
+            assert!(matches!(t, Target::Local), "{h:?}");
+        }
+        let (t, _) = traffic(json!({"iface": "eth0", "host": "10.0.0.9"})).unwrap();
+        let Target::Remote(r) = t else {
+            panic!("10.0.0.9 taken as local")
+        };
+        assert_eq!((r.port, r.username.as_str()), (22, "root"));
+    }
+
+    #[test]
+    fn each_bad_argument_names_itself() {
+        let cases = [
+            (json!({}), "missing field `iface`"),
+            (json!({"iface": "eth0;reboot"}), "letters, digits"),
+            (json!({"iface": "abcdefghijklmnop"}), "at most 15 bytes"),
+            (json!({"iface": "eth0", "sample_seconds": 0}), "3–30"),
+            (json!({"iface": "eth0", "sample_seconds": 2}), "3–30"),
+            (json!({"iface": "eth0", "sample_seconds": 31}), "3–30"),
+            (json!({"iface": "eth0", "sample_seconds": -1}), "3–30"),
+            (
+                json!({"iface": "eth0", "sample_seconds": "five"}),
+                "sample_seconds: invalid type: string \"five\"",
+            ),
+            (
+                json!({"iface": "eth0", "bogus": 1}),
+                "unknown field `bogus`",
+            ),
+            (json!({"iface": "eth0", "top": 0}), "at least 1"),
+            (json!({"iface": "eth0", "top": 5000}), "more than 1000"),
+            (
+                json!({"iface": "eth0", "sort": "size"}),
+                "sort: unknown variant",
+            ),
+            (json!({"iface": 7}), "iface: invalid type: integer"),
+            (
+                json!({"iface": "eth0", "port": 70000}),
+                "port: invalid value",
+            ),
+        ];
+        for (args, want) in cases {
+            let msg = traffic(args.clone()).unwrap_err().to_string();
+            assert!(msg.contains(want), "{args}: {msg}");
+        }
+        let msg = traffic(json!({"iface": "eth0", "x": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("iface (string, required)"), "{msg}");
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let (t, _) = traffic(json!({"iface": "eth0", "host": "h", "password": "hunter2"})).unwrap();
+        assert!(!format!("{t:?}").contains("hunter2"));
+        let e = InterfacesArgs::parse(
+            "list_network_interfaces",
+            obj(json!({"password": "hunter2", "x": 1})),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = traffic(json!({"iface": "eth0", "host": "h", "password": 987654})).unwrap_err();
+        assert!(!e.to_string().contains("987654"), "{e}");
+        assert!(e.to_string().contains("password: must be a string"), "{e}");
+    }
+}

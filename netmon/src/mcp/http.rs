@@ -1,0 +1,227 @@
+//! MCP over Streamable HTTP at `/mcp`.
+//!
+//! Three gates, because a privileged process that samples traffic must not be drivable by a web
+//! page or by anyone on the network:
+//! - **Host**: only loopback names, the addresses the server is bound to, and `--allowed-host`
+//!   (DNS rebinding); checked by rmcp, answered with 403.
+//! - **Origin**: a browser request must come from a loopback page or an `--allowed-origin`;
+//!   checked by rmcp, answered with 403. Requests without Origin (non-browser clients) pass.
+//! - **Bearer token**: required whenever one is configured, and a server bound to anything but
+//!   loopback refuses to start without one; answered with 401.
+
+use super::NetmonMcp;
+use crate::error::{Error, Result};
+use crate::iface;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+/// Where a token may come from when no file is given.
+pub const TOKEN_ENV: &str = "NETMON_MCP_TOKEN";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8765";
+/// Shorter tokens are refused: they can be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+pub const PATH: &str = "/mcp";
+
+/// A bearer token; never printed.
+#[derive(Clone)]
+pub struct Token(Arc<str>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    pub fn new(raw: &str, origin: &str) -> Result<Self> {
+        let t = raw.trim();
+        if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::BadToken {
+                origin: origin.to_string(),
+                reason: format!(
+                    "a token must be at least {MIN_TOKEN_LEN} characters without spaces (make one with `openssl rand -hex 32`)"
+                ),
+            });
+        }
+        Ok(Self(t.into()))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let raw = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        Self::new(&raw, &path.display().to_string())
+    }
+
+    /// The token from [`TOKEN_ENV`], if set.
+    pub fn from_env() -> Result<Option<Self>> {
+        match std::env::var(TOKEN_ENV) {
+            Ok(v) => Self::new(&v, TOKEN_ENV).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn matches(&self, presented: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+/// A validated HTTP server configuration.
+#[derive(Debug)]
+pub struct HttpOptions {
+    pub addr: SocketAddr,
+    pub token: Option<Token>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+}
+
+impl HttpOptions {
+    /// `extra_hosts` and `extra_origins` add to the loopback defaults.
+    pub fn new(
+        addr: SocketAddr,
+        token: Option<Token>,
+        extra_hosts: Vec<String>,
+        extra_origins: Vec<String>,
+    ) -> Result<Self> {
+        if !addr.ip().is_loopback() && token.is_none() {
+            return Err(Error::HttpNeedsToken { addr });
+        }
+        let mut allowed_hosts: Vec<String> =
+            vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        // An IP literal in Host cannot be a rebinding attack, so the server's own addresses are
+        // safe to accept; names need --allowed-host.
+        if addr.ip().is_unspecified() {
+            if let Ok(list) = iface::list() {
+                allowed_hosts.extend(
+                    list.iter()
+                        .flat_map(|i| i.addresses.iter())
+                        .map(IpAddr::to_string),
+                );
+            }
+        } else {
+            allowed_hosts.push(addr.ip().to_string());
+        }
+        allowed_hosts.extend(extra_hosts);
+        let mut allowed_origins: Vec<String> = vec![
+            "http://localhost:*".into(),
+            "http://127.0.0.1:*".into(),
+            "http://[::1]:*".into(),
+        ];
+        allowed_origins.extend(extra_origins);
+        Ok(Self {
+            addr,
+            token,
+            allowed_hosts,
+            allowed_origins,
+        })
+    }
+}
+
+async fn require_token(State(token): State<Option<Token>>, req: Request, next: Next) -> Response {
+    let Some(token) = token else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| token.matches(p.trim().as_bytes())) {
+        return next.run(req).await;
+    }
+    log::warn!(
+        "refused {} {}: {} bearer token",
+        req.method(),
+        req.uri().path(),
+        if presented.is_some() { "wrong" } else { "no" }
+    );
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "missing or wrong bearer token: send `Authorization: Bearer <token>` with the token the server was given (--token-file or {TOKEN_ENV})\n"
+        ),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"netmon\""),
+    );
+    resp
+}
+
+/// Binds `opts.addr` and serves until `shutdown` is cancelled. `on_bound` gets the bound
+/// address (the real port when 0 was asked for).
+pub async fn serve(
+    handler: NetmonMcp,
+    opts: HttpOptions,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(opts.allowed_hosts)
+        .with_allowed_origins(opts.allowed_origins)
+        .enforce_origin_validation()
+        .with_cancellation_token(shutdown.child_token());
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let app = axum::Router::new().nest_service(PATH, service).layer(
+        axum::middleware::from_fn_with_state(opts.token, require_token),
+    );
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| Error::Bind {
+            addr: opts.addr,
+            source: e,
+        })?;
+    let bound = listener.local_addr().map_err(|e| Error::Bind {
+        addr: opts.addr,
+        source: e,
+    })?;
+    on_bound(bound);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|e| Error::Bind {
+            addr: bound,
+            source: e,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_loopback_needs_a_token() {
+        let any: SocketAddr = "0.0.0.0:8765".parse().unwrap();
+        let e = HttpOptions::new(any, None, vec![], vec![]).unwrap_err();
+        assert!(e.to_string().contains(TOKEN_ENV), "{e}");
+        let t = Token::new("0123456789abcdef0123", "test").unwrap();
+        assert!(HttpOptions::new(any, Some(t), vec![], vec![]).is_ok());
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert!(HttpOptions::new(lo, None, vec![], vec![]).is_ok());
+    }
+
+    #[test]
+    fn weak_tokens_are_refused_and_never_printed() {
+        assert!(Token::new("short", "test").is_err());
+        assert!(Token::new("has a space in it 12345", "test").is_err());
+        let t = Token::new("  0123456789abcdef0123\n", "file").unwrap();
+        assert!(t.matches(b"0123456789abcdef0123"));
+        assert!(!t.matches(b"0123456789abcdef012"));
+        assert!(!format!("{t:?}").contains("0123"));
+    }
+}

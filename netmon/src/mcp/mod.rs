@@ -1,0 +1,238 @@
+//! netmon as an MCP server: the contract's two tools behind one handler, served over stdio
+//! ([`serve_stdio`]) or Streamable HTTP ([`http`]).
+//!
+//! - [`args`]: the tools' arguments, decoded and validated into typed requests.
+//! - [`tools`]: tool definitions (schemas, annotations) and the server's instructions.
+//! - [`http`]: the HTTP transport with its Host, Origin and bearer-token checks.
+//!
+//! Every failure a caller can fix comes back as a tool result with `success: false` and
+//! `isError: true`, never as a protocol error, so a model sees the message and can retry.
+
+pub mod args;
+pub mod http;
+pub mod tools;
+
+use crate::error::{Error, Result};
+use crate::iface;
+use crate::report::{InterfacesData, Response, TrafficData};
+use crate::source::ebpf::{EbpfOptions, EbpfSource};
+use crate::source::{Progress, collect};
+use args::{InterfacesArgs, Target, TrafficArgs};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{OnceCell, Semaphore, mpsc};
+
+/// Samples running at once across all clients; beyond it a call is refused, not queued, so a
+/// flood of calls cannot pin the server for minutes.
+pub const MAX_CONCURRENT_SAMPLES: usize = 256;
+
+struct Shared {
+    /// Loaded on the first traffic call, so a server without privileges still starts, lists
+    /// interfaces, and explains what it lacks when asked for traffic.
+    ebpf: OnceCell<EbpfSource>,
+    opts: EbpfOptions,
+    samples: Semaphore,
+}
+
+/// The MCP handler. Clones share one loaded program, so every session of an HTTP server and
+/// every concurrent call shares one attachment per interface.
+#[derive(Clone)]
+pub struct NetmonMcp {
+    shared: Arc<Shared>,
+}
+
+impl NetmonMcp {
+    pub fn new(opts: EbpfOptions) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                ebpf: OnceCell::new(),
+                opts,
+                samples: Semaphore::new(MAX_CONCURRENT_SAMPLES),
+            }),
+        }
+    }
+
+    async fn ebpf(&self) -> Result<&EbpfSource> {
+        self.shared
+            .ebpf
+            .get_or_try_init(|| async { EbpfSource::load(self.shared.opts) })
+            .await
+    }
+
+    fn list_interfaces(&self, target: Target) -> Result<(String, InterfacesData)> {
+        match target {
+            Target::Local => {
+                let list = iface::list()?;
+                Ok((
+                    format!("found {} interfaces", list.len()),
+                    InterfacesData::new("localhost", list),
+                ))
+            }
+            Target::Remote(r) => Err(Error::RemoteNotAvailable { host: r.host }),
+        }
+    }
+
+    async fn get_traffic(
+        &self,
+        raw: Option<rmcp::model::JsonObject>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(String, TrafficData)> {
+        let (target, req) = TrafficArgs::parse(tools::GET_TRAFFIC, raw)?;
+        if let Target::Remote(r) = target {
+            return Err(Error::RemoteNotAvailable { host: r.host });
+        }
+        let _permit = self.shared.samples.try_acquire().map_err(|_| Error::Busy {
+            limit: MAX_CONCURRENT_SAMPLES,
+        })?;
+        let source = self.ebpf().await?;
+
+        // The source reports progress synchronously; the notifications go out from this task so
+        // they stay in order and stop when the call does.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let report = move |p: Progress| {
+            let _ = tx.send(p);
+        };
+        let token = ctx.meta.get_progress_token();
+        let window = req.window.duration().as_secs_f64();
+        let name = req
+            .iface
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        let work = collect(source, &req, None, &report);
+        tokio::pin!(work);
+        let data = loop {
+            tokio::select! {
+                biased;
+                _ = ctx.ct.cancelled() => return Err(Error::Cancelled),
+                d = &mut work => break d?,
+                Some(p) = rx.recv() => {
+                    if let Some(token) = &token {
+                        let done = match p {
+                            Progress::Started { .. } => 0.0,
+                            Progress::Elapsed { elapsed, .. } => elapsed.as_secs_f64(),
+                        };
+                        let note = ProgressNotificationParam::new(token.clone(), done)
+                            .with_total(window)
+                            .with_message(format!("sampling {name}: {done:.0} of {window:.0} s"));
+                        if let Err(e) = ctx.peer.notify_progress(note).await {
+                            log::debug!("progress notification not sent: {e}");
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(token) = &token {
+            let note = ProgressNotificationParam::new(token.clone(), window)
+                .with_total(window)
+                .with_message(format!("sampled {name} for {window:.0} s"));
+            let _ = ctx.peer.notify_progress(note).await;
+        }
+        Ok((data.summary(), data))
+    }
+}
+
+/// `{success, message, data}` as structured content, the same JSON as text, and `isError` set
+/// when `success` is false.
+fn tool_result<T: Serialize>(outcome: Result<(String, T)>) -> Result<CallToolResult, McpError> {
+    let (value, failed) = match outcome {
+        Ok((message, data)) => (serde_json::to_value(Response::ok(message, data)), false),
+        Err(e) => (
+            serde_json::to_value(Response::<T>::err(e.to_string())),
+            true,
+        ),
+    };
+    let value =
+        value.map_err(|e| McpError::internal_error(format!("encoding the result: {e}"), None))?;
+    Ok(if failed {
+        CallToolResult::structured_error(value)
+    } else {
+        CallToolResult::structured(value)
+    })
+}
+
+fn outcome_label<T>(r: &Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+impl ServerHandler for NetmonMcp {
+    fn get_info(&self) -> ServerConfig {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("netmon", env!("CARGO_PKG_VERSION"))
+                    .with_title("netmon: live interface traffic, counted by eBPF"),
+            )
+            .with_instructions(tools::INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(tools::all()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::all().into_iter().find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let started = Instant::now();
+        let result = match request.name.as_ref() {
+            tools::LIST_INTERFACES => {
+                let r = InterfacesArgs::parse(tools::LIST_INTERFACES, request.arguments)
+                    .and_then(|t| self.list_interfaces(t));
+                log::info!(
+                    "{}: {} in {:?}",
+                    tools::LIST_INTERFACES,
+                    outcome_label(&r),
+                    started.elapsed()
+                );
+                tool_result(r)
+            }
+            tools::GET_TRAFFIC => {
+                let r = self.get_traffic(request.arguments, &context).await;
+                log::info!(
+                    "{}: {} in {:?}",
+                    tools::GET_TRAFFIC,
+                    outcome_label(&r),
+                    started.elapsed()
+                );
+                tool_result(r)
+            }
+            other => Err(McpError::invalid_params(
+                format!(
+                    "unknown tool {other:?}; netmon has {} and {}",
+                    tools::LIST_INTERFACES,
+                    tools::GET_TRAFFIC
+                ),
+                None,
+            )),
+        };
+        result.map(Into::into)
+    }
+}
+
+/// Serves MCP over stdin/stdout until the client closes stdin. Nothing but protocol goes to
+/// stdout.
+pub async fn serve_stdio(handler: NetmonMcp) -> Result<(), rmcp::service::ServerInitializeError> {
+    let service = handler.serve(rmcp::transport::stdio()).await?;
+    let _ = service.waiting().await;
+    Ok(())
+}
