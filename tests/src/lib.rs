@@ -3,6 +3,8 @@
 //! namespace. Everything a test creates is removed by a `Drop`, so it goes away when the test
 //! fails too.
 
+pub mod truth;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
