@@ -10,7 +10,7 @@ pub enum Error {
     InvalidInterfaceName { name: String, reason: &'static str },
 
     #[error(
-        "interface {name:?} does not exist on {host}; interfaces there: {available} (`netmon interfaces` lists them)"
+        "interface {name:?} does not exist on {host}; interfaces there: {available} (list_network_interfaces or `netmon interfaces` shows them)"
     )]
     UnknownInterface {
         name: String,

@@ -81,9 +81,66 @@ fn kind_of(dir: &Path) -> InterfaceKind {
     }
 }
 
-/// veth has no DEVTYPE; its driver name is only visible through ethtool, but its `iflink`
-/// (the peer's index) differs from its own `ifindex` and it has no backing device.
+/// `struct ethtool_drvinfo` from linux/ethtool.h.
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+
+/// The driver behind `name` (what `ethtool -i` prints), asked of the kernel with
+/// ETHTOOL_GDRVINFO; needs no privileges.
+fn driver_name(name: &str) -> Option<String> {
+    if name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: a plain socket call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: both structs are plain old data, valid when zeroed.
+    let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+    info.cmd = ETHTOOL_GDRVINFO;
+    // SAFETY: as above.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // SAFETY: SIOCETHTOOL reads the name and writes at most size_of::<EthtoolDrvinfo>() bytes
+    // through ifru_data, which points at `info`; both outlive the call.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req) };
+    // SAFETY: fd is ours and still open.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        return None;
+    }
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Some(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
+/// veth has no DEVTYPE in uevent; its driver name says what it is. When ethtool cannot be
+/// asked, a peer index different from its own and no backing device is the best guess (wrong
+/// when both ends sit in fresh namespaces with the same index).
 fn is_veth(dir: &Path) -> bool {
+    if let Some(name) = dir.file_name().and_then(|n| n.to_str())
+        && let Some(driver) = driver_name(name)
+    {
+        return driver == "veth";
+    }
     let idx = read_trimmed(&dir.join("ifindex"));
     let link = read_trimmed(&dir.join("iflink"));
     idx.is_some() && link.is_some() && idx != link && !dir.join("device").exists()

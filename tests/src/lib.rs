@@ -3,6 +3,7 @@
 //! namespace. Everything a test creates is removed by a `Drop`, so it goes away when the test
 //! fails too.
 
+pub mod mcp;
 pub mod truth;
 
 use std::io::{BufRead, BufReader, Read};

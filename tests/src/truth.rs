@@ -101,8 +101,42 @@ pub fn check(
     assert_eq!(result["success"], true, "{result:#}");
     let data = &result["data"];
     assert_eq!(data["source"], "ebpf");
+    assert_eq!(data["total_stats"]["interface"], iface);
+    check_totals(data, kernel, case.offloads);
+    check_partition(data);
+    check_streams(data, report, case, a, b);
+}
+
+/// The contract's MB and Mbps agree with the exact integers beside them and the window.
+pub fn check_units(t: &Value) {
+    let window_ns = u(&t["window_ns"]);
+    assert!(window_ns > 0, "empty window");
+    for dir in ["rx", "tx"] {
+        let bytes = u(&t[&format!("{dir}_bytes")]);
+        let bps = u(&t[&format!("{dir}_bps")]);
+        let expect_bps =
+            (u128::from(bytes) * 8_000_000_000 + u128::from(window_ns) / 2) / u128::from(window_ns);
+        assert_eq!(u128::from(bps), expect_bps, "{dir}_bps");
+        let mb = t[&format!("{dir}_total")].as_f64().expect("MB");
+        assert!(
+            (mb - bytes as f64 / 1e6).abs() < 1e-9,
+            "{dir}_total {mb} MB vs {bytes} B"
+        );
+        let mbps = t[&format!("{dir}_rate_avg")].as_f64().expect("Mbps");
+        assert!(
+            (mbps - bps as f64 / 1e6).abs() < 1e-9,
+            "{dir}_rate_avg {mbps} vs {bps} bit/s"
+        );
+    }
+    let secs = t["window_seconds"].as_f64().expect("window_seconds");
+    assert!((secs - window_ns as f64 / 1e9).abs() < 1e-9);
+}
+
+/// Totals against the kernel's counters of the same interface over a span that holds the
+/// window, with nothing else on the link.
+pub fn check_totals(data: &Value, kernel: Counters, offloads: bool) {
     let t = &data["total_stats"];
-    assert_eq!(t["interface"], iface);
+    check_units(t);
 
     // Totals against the kernel's counters, exactly. TCP always builds GSO super-packets; with
     // offloads off the kernel splits them *after* the TC hook and counts wire packets, with them
@@ -118,7 +152,7 @@ pub fn check(
             u(&t[&format!("{dir}_bytes")]),
             u(&t[&format!("{dir}_packets")]),
         );
-        if case.offloads {
+        if offloads {
             assert_eq!(u(&d["frames"]), k_packets, "{dir} frames vs kernel packets");
             assert_eq!(
                 u(&d["frame_bytes"]),
@@ -154,9 +188,12 @@ pub fn check(
         u(&t["tx_bytes"]),
         u(&t["tx_packets"])
     );
+}
 
-    // The connections partition the totals exactly: every byte the kernel counted is in one
-    // connection, or unattributed (none here).
+/// The connections partition the totals exactly: every byte the kernel counted is in one
+/// connection, or unattributed (none here). Needs `top` to cover every connection.
+pub fn check_partition(data: &Value) {
+    let t = &data["total_stats"];
     let conns = data["top_connections"].as_array().expect("top_connections");
     assert_eq!(
         u(&data["connections_seen"]) as usize,
@@ -178,8 +215,12 @@ pub fn check(
             "{dir}: connection packets must add up to the total"
         );
     }
+}
 
-    // Every iperf3 data stream is a connection with the right endpoints and about its bytes.
+/// Every iperf3 data stream of `report` is a connection with the right endpoints and about its
+/// bytes: within 1% of iperf3's payload plus headers.
+pub fn check_streams(data: &Value, report: &Value, case: Case, a: &str, b: &str) {
+    let conns = data["top_connections"].as_array().expect("top_connections");
     let ip_hdr = if case.v6 { 40 } else { 20 };
     for s in streams(report, case.udp) {
         let c = conns

@@ -27,7 +27,13 @@ const APT_PACKAGES: &[&str] = &[
     "iftop",
     "bpftool",
     "util-linux",
+    "curl",
 ];
+
+/// The real MCP clients the tests drive, pinned: the Python SDK from PyPI and the Inspector CLI
+/// from npm (0.15.x is the line that runs on Node 20).
+const MCP_PYTHON_SDK: &str = "mcp==2.3.0";
+const MCP_INSPECTOR: &str = "@modelcontextprotocol/inspector@0.15.0";
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -47,7 +53,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then fmt check, clippy, and every test (privileged ones included) as root.
+    /// Set up (plus the MCP test clients), then fmt check, clippy, and every test (privileged
+    /// ones included) as root.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -179,6 +186,68 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
+/// Where the test clients live; the tests read the same variable.
+fn clients_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("NETMON_TEST_CLIENTS") {
+        return d.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/netmon-test-clients")
+}
+
+/// Installs the Python `mcp` SDK into a venv and the MCP Inspector CLI into an npm prefix, each
+/// only when the pinned version is not already there.
+fn setup_test_clients() -> Result<PathBuf> {
+    let dir = clients_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let venv = dir.join("venv");
+    let python = venv.join("bin/python");
+    let (name, version) = MCP_PYTHON_SDK
+        .split_once("==")
+        .unwrap_or((MCP_PYTHON_SDK, ""));
+    let check = format!(
+        "import importlib.metadata as m, sys; sys.exit(m.version('{name}') != '{version}')"
+    );
+    if output(Command::new(&python).args(["-c", &check])).is_some() {
+        eprintln!(
+            "xtask: Python {MCP_PYTHON_SDK} present in {}",
+            venv.display()
+        );
+    } else {
+        eprintln!(
+            "xtask: installing Python {MCP_PYTHON_SDK} into {}",
+            venv.display()
+        );
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("creating a Python venv (on Debian: apt-get install python3-venv)")?;
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            MCP_PYTHON_SDK,
+        ]))?;
+    }
+
+    let npm = dir.join("npm");
+    let (pkg, want) = MCP_INSPECTOR
+        .rsplit_once('@')
+        .unwrap_or((MCP_INSPECTOR, ""));
+    let manifest = npm.join("node_modules").join(pkg).join("package.json");
+    let have = std::fs::read_to_string(&manifest).unwrap_or_default();
+    if have.contains(&format!("\"version\": \"{want}\"")) {
+        eprintln!("xtask: {MCP_INSPECTOR} present in {}", npm.display());
+    } else {
+        eprintln!("xtask: installing {MCP_INSPECTOR} into {}", npm.display());
+        std::fs::create_dir_all(&npm)?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&npm)
+            .arg(MCP_INSPECTOR))
+        .context("installing the MCP Inspector with npm (needs Node.js 20 and npm)")?;
+    }
+    Ok(dir)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
@@ -216,6 +285,7 @@ fn main() -> Result<()> {
         }
         Cmd::Test { args } => {
             setup()?;
+            let clients = setup_test_clients()?;
             run(cargo().args(["fmt", "--all", "--check"]))?;
             run(cargo().args([
                 "clippy",
@@ -239,7 +309,8 @@ fn main() -> Result<()> {
             ];
             test_args.extend(args);
             let mut c = privileged(Path::new(&cargo_bin), &test_args);
-            c.current_dir(workspace_root());
+            c.current_dir(workspace_root())
+                .env("NETMON_TEST_CLIENTS", &clients);
             run(&mut c)
         }
     }

@@ -26,9 +26,13 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde::Serialize;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 /// Samples running at once across all clients; beyond it a call is refused, not queued, so a
 /// flood of calls cannot pin the server for minutes.
@@ -47,6 +51,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct NetmonMcp {
     shared: Arc<Shared>,
+    /// Cancelled when the client's side of the connection is gone (stdin closed), so running
+    /// samples stop at once instead of after rmcp's drain period.
+    gone: CancellationToken,
 }
 
 impl NetmonMcp {
@@ -57,6 +64,7 @@ impl NetmonMcp {
                 opts,
                 samples: Semaphore::new(MAX_CONCURRENT_SAMPLES),
             }),
+            gone: CancellationToken::new(),
         }
     }
 
@@ -113,6 +121,7 @@ impl NetmonMcp {
             tokio::select! {
                 biased;
                 _ = ctx.ct.cancelled() => return Err(Error::Cancelled),
+                _ = self.gone.cancelled() => return Err(Error::Cancelled),
                 d = &mut work => break d?,
                 Some(p) = rx.recv() => {
                     if let Some(token) = &token {
@@ -229,10 +238,38 @@ impl ServerHandler for NetmonMcp {
     }
 }
 
+/// Stdin that cancels a token when it reaches end of file: the client has gone.
+struct EofSignal<R> {
+    inner: R,
+    gone: CancellationToken,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
+            self.gone.cancel();
+        }
+        r
+    }
+}
+
 /// Serves MCP over stdin/stdout until the client closes stdin. Nothing but protocol goes to
 /// stdout.
-pub async fn serve_stdio(handler: NetmonMcp) -> Result<(), rmcp::service::ServerInitializeError> {
-    let service = handler.serve(rmcp::transport::stdio()).await?;
+pub async fn serve_stdio(
+    mut handler: NetmonMcp,
+) -> Result<(), rmcp::service::ServerInitializeError> {
+    let gone = CancellationToken::new();
+    handler.gone = gone.clone();
+    let (stdin, stdout) = rmcp::transport::stdio();
+    let service = handler
+        .serve((EofSignal { inner: stdin, gone }, stdout))
+        .await?;
     let _ = service.waiting().await;
     Ok(())
 }

@@ -1,0 +1,300 @@
+//! Real MCP clients for the tests: the Python `mcp` SDK (through `tests/mcp/client.py`) and the
+//! MCP Inspector CLI, both installed by `cargo xtask setup` under [`clients_dir`], and netmon's
+//! HTTP server started in a namespace.
+
+use crate::{Spawned, in_ns, netmon_bin};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where `cargo xtask setup` installs the client packages (`venv/`, `npm/`).
+pub fn clients_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("NETMON_TEST_CLIENTS") {
+        return d.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/netmon-test-clients")
+}
+
+fn python() -> PathBuf {
+    let p = clients_dir().join("venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo xtask setup` (it installs the Python mcp SDK)",
+        p.display()
+    );
+    p
+}
+
+fn driver() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mcp/client.py")
+}
+
+/// A pipe drained into a shared string by a thread, so the child never blocks on it.
+pub type Log = Arc<Mutex<String>>;
+
+fn drain(mut r: impl Read + Send + 'static) -> Log {
+    let log: Log = Arc::default();
+    let out = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    log
+}
+
+pub fn read_log(log: &Log) -> String {
+    log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Handshake {
+    /// `initialize` (protocol 2025-11-25 and earlier).
+    Initialize,
+    /// `server/discover` (protocol 2026-07-28).
+    Discover,
+}
+
+impl Handshake {
+    fn arg(self) -> &'static str {
+        match self {
+            Handshake::Initialize => "initialize",
+            Handshake::Discover => "discover",
+        }
+    }
+}
+
+/// One run of the Python client: its events as they arrive.
+pub struct PyClient {
+    child: Spawned,
+    events: Receiver<Value>,
+    stdin: Option<ChildStdin>,
+    /// The client's stderr; over stdio the server's stderr lands here too.
+    pub log: Log,
+}
+
+impl PyClient {
+    fn spawn(ns: &str, transport: &[String], handshake: Handshake, plan: &Value) -> Self {
+        let mut cmd = in_ns(ns, python().to_str().expect("utf-8 path"));
+        cmd.arg(driver())
+            .args(transport)
+            .args(["--handshake", handshake.arg(), "--plan", &plan.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = Spawned(cmd.spawn().expect("spawning the Python MCP client"));
+        let stdout = child.0.stdout.take().expect("piped stdout");
+        let log = drain(child.0.stderr.take().expect("piped stderr"));
+        let stdin = child.0.stdin.take();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({"event": "raw", "line": line}));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            events: rx,
+            stdin,
+            log,
+        }
+    }
+
+    /// The client spawns `netmon serve` itself, inside `ns`, and talks to it over stdio. The
+    /// server's PID is written to `pidfile`.
+    pub fn stdio(ns: &str, pidfile: &std::path::Path, handshake: Handshake, plan: &Value) -> Self {
+        let server = format!(
+            "echo $$ > {}; exec {} serve",
+            pidfile.display(),
+            netmon_bin().display()
+        );
+        let cmd = serde_json::json!(["sh", "-c", server]);
+        Self::spawn(ns, &["--stdio".into(), cmd.to_string()], handshake, plan)
+    }
+
+    /// The client connects to `url` from inside `ns`.
+    pub fn http(
+        ns: &str,
+        url: &str,
+        token: Option<&str>,
+        handshake: Handshake,
+        plan: &Value,
+    ) -> Self {
+        let mut t = vec!["--url".to_string(), url.to_string()];
+        if let Some(token) = token {
+            t.extend(["--token".to_string(), token.to_string()]);
+        }
+        Self::spawn(ns, &t, handshake, plan)
+    }
+
+    /// The next event, or a panic with the client's stderr if none comes within `timeout`.
+    pub fn next(&self, timeout: Duration) -> Value {
+        match self.events.recv_timeout(timeout) {
+            Ok(v) => v,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "no MCP client event within {timeout:?}; client stderr:\n{}",
+                read_log(&self.log)
+            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("the MCP client exited; stderr:\n{}", read_log(&self.log))
+            }
+        }
+    }
+
+    /// Events up to and including the first one of kind `event` (bounded by `timeout`).
+    pub fn until(&self, event: &str, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.next(left.max(Duration::from_millis(1)));
+            let done = v["event"] == event;
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Lets a `wait` step go on.
+    pub fn go(&mut self) {
+        let stdin = self.stdin.as_mut().expect("client stdin");
+        stdin.write_all(b"go\n").expect("writing to the client");
+        stdin.flush().expect("flushing the client's stdin");
+    }
+
+    /// Waits (bounded) for the client to exit and returns its exit status.
+    pub fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.0.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MCP client still running after {timeout:?}; stderr:\n{}",
+                read_log(&self.log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `netmon serve --http ...` running inside a namespace.
+pub struct HttpServer {
+    pub child: Spawned,
+    /// `http://ADDR:PORT/mcp`, as the server printed it.
+    pub url: String,
+    pub log: Log,
+}
+
+impl HttpServer {
+    /// Starts the server with `args` after `serve` and waits (bounded) until it listens.
+    pub fn start(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = in_ns(ns, netmon_bin().to_str().expect("utf-8 path"));
+        cmd.arg("serve")
+            .args(args)
+            .env_remove(netmon::mcp::http::TOKEN_ENV)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = Spawned(cmd.spawn().expect("spawning netmon serve --http"));
+        let log = drain(child.0.stderr.take().expect("piped stderr"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = read_log(&log);
+            if let Some(url) = text
+                .split_whitespace()
+                .find(|w| w.starts_with("http://") && w.ends_with("/mcp"))
+            {
+                return Self {
+                    url: url.to_string(),
+                    child,
+                    log,
+                };
+            }
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                panic!("netmon serve exited with {status} before listening:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "netmon serve did not listen within 30 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `host:port` of the server.
+    pub fn authority(&self) -> &str {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+    }
+}
+
+/// Runs the MCP Inspector CLI inside `ns` against `target` (a command line or a URL plus
+/// `--transport http`) and returns its JSON output.
+pub fn inspector(ns: &str, args: &[&str]) -> Value {
+    let dir = clients_dir().join("npm");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/inspector")
+            .exists(),
+        "the MCP Inspector is missing under {}: run `cargo xtask setup`",
+        dir.display()
+    );
+    let out = in_ns(ns, "timeout")
+        .args([
+            "90",
+            "npx",
+            "--no-install",
+            "@modelcontextprotocol/inspector",
+            "--cli",
+        ])
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("running the MCP Inspector CLI");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "inspector {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("inspector printed no JSON ({e}):\n{stdout}"))
+}
+
+/// One HTTP request with curl from inside `ns`: (status, body).
+pub fn curl(ns: &str, args: &[&str]) -> (u16, String) {
+    let out = in_ns(ns, "curl")
+        .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code = code
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl {args:?}: no status in {text:?}"));
+    (code, body.to_string())
+}

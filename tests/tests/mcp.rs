@@ -1,0 +1,930 @@
+//! netmon's MCP server driven by clients no one here wrote: the Python `mcp` SDK (over stdio and
+//! Streamable HTTP, with the `initialize` and the `server/discover` handshakes) and the MCP
+//! Inspector CLI. Every number in a result is checked against the kernel's counters and iperf3's
+//! report of the same traffic, on a veth pair between two namespaces the test creates.
+
+use netmon_tests::mcp::{Handshake, HttpServer, PyClient, curl, inspector, read_log};
+use netmon_tests::truth::{self, Case};
+use netmon_tests::{
+    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, VethPair, iperf3_client, iperf3_server, sh, tcx_programs,
+    unique,
+};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// One test at a time: iperf3 runs and attachment counts must not overlap with another test's.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const TOKEN: &str = "3f9c0a5e7b1d4c2a8e6f0b9d1c3a5e7f";
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// A file under the system temp dir, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(name));
+        std::fs::write(&p, contents).expect("temp file");
+        Self(p)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn iperf3(ns: &str, args: &[String]) -> Value {
+    iperf3_client(ns, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The structured result of a `result` event, after checking that its text content is the same
+/// JSON and that `isError` agrees with `success`.
+fn structured(ev: &Value) -> &Value {
+    assert_eq!(ev["event"], "result", "{ev:#}");
+    let s = &ev["structured"];
+    let text: Value = serde_json::from_str(ev["text"][0].as_str().expect("text content"))
+        .expect("text content is JSON");
+    assert_eq!(&text, s, "text and structured content differ");
+    assert_eq!(
+        ev["is_error"].as_bool(),
+        s["success"].as_bool().map(|ok| !ok),
+        "isError must be the opposite of success: {ev:#}"
+    );
+    s
+}
+
+fn last<'a>(events: &'a [Value], kind: &str) -> &'a Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+}
+
+/// The two tools, in order, with the contract's parameters, output schemas and annotations.
+fn check_tools(tools: &Value) {
+    let tools = tools.as_array().expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["list_network_interfaces", "get_interface_traffic"]);
+    for t in tools {
+        assert_eq!(t["annotations"]["readOnlyHint"], true, "{t:#}");
+        assert_eq!(t["annotations"]["idempotentHint"], true, "{t:#}");
+        assert_eq!(t["outputSchema"]["type"], "object", "{t:#}");
+        let props = &t["inputSchema"]["properties"];
+        assert_eq!(props["host"]["default"], "localhost");
+        assert_eq!(props["port"]["default"], 22);
+        assert_eq!(props["username"]["default"], "root");
+        assert_eq!(props["password"]["type"], "string");
+    }
+    let traffic = &tools[1]["inputSchema"];
+    assert_eq!(traffic["required"], json!(["iface"]));
+    let secs = &traffic["properties"]["sample_seconds"];
+    let num = |k: &str| {
+        secs[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("sample_seconds.{k}: {secs}"))
+    };
+    assert_eq!(
+        (num("default"), num("minimum"), num("maximum")),
+        (5.0, 3.0, 30.0)
+    );
+    let out = &tools[1]["outputSchema"]["properties"];
+    assert!(out["success"].is_object() && out["message"].is_object() && out["data"].is_object());
+}
+
+/// `list_network_interfaces` for namespace A: lo and its veth end, with details from /sys.
+fn check_interfaces(s: &Value, pair: &VethPair) {
+    assert_eq!(s["success"], true, "{s:#}");
+    assert_eq!(s["message"], "found 2 interfaces");
+    let d = &s["data"];
+    assert_eq!(d["host"], "localhost");
+    assert_eq!(d["interfaces"], json!(["lo", pair.dev_a]));
+    let sys = |f: &str| {
+        let out = sh(netmon_tests::in_ns(&pair.ns_a, "cat")
+            .arg(format!("/sys/class/net/{}/{f}", pair.dev_a)));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let veth = &d["details"][1];
+    assert_eq!(veth["name"], pair.dev_a.as_str());
+    assert_eq!(veth["index"].to_string(), sys("ifindex"));
+    assert_eq!(veth["mac"], sys("address").as_str());
+    assert_eq!(veth["mtu"].to_string(), sys("mtu"));
+    assert_eq!(veth["kind"], "veth");
+    assert_eq!(veth["up"], true);
+    let addrs = veth["addresses"].as_array().unwrap();
+    assert!(
+        addrs.contains(&json!(ADDR_A4)) && addrs.contains(&json!(ADDR_A6)),
+        "{addrs:?}"
+    );
+    assert_eq!(d["details"][0]["kind"], "loopback");
+}
+
+/// One notification a second, from 0 to the window, increasing, each with the window as total.
+fn check_progress(events: &[Value], label: &str, window: f64) {
+    let p: Vec<f64> = events
+        .iter()
+        .filter(|e| e["event"] == "progress" && e["label"] == label)
+        .map(|e| {
+            assert_eq!(e["total"].as_f64(), Some(window), "{e}");
+            e["progress"].as_f64().unwrap()
+        })
+        .collect();
+    let want: Vec<f64> = (0..=window as u32).map(f64::from).collect();
+    assert_eq!(p, want, "progress notifications");
+}
+
+/// Polls (bounded) until netmon has no TCX program on `dev` in `ns`; returns how long it took.
+fn wait_detached(ns: &str, dev: &str, bound: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let progs = tcx_programs(ns, dev);
+        if !progs.iter().any(|p| p.starts_with("netmon")) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < bound,
+            "netmon still attached to {dev} after {bound:?}: {progs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The Python SDK over stdio, `initialize` (2025-11-25): schemas, interfaces, and a TCP sample
+/// checked against the kernel and iperf3, with progress notifications.
+#[test]
+fn python_stdio_initialize_tcp4() {
+    let _s = serial();
+    let case = Case {
+        v6: false,
+        udp: false,
+        parallel: 1,
+        offloads: false,
+    };
+    let pair = VethPair::new(case.offloads);
+    let _server = iperf3_server(&pair.ns_b, ADDR_B4);
+    let before = pair.counters_a();
+    let pidfile = TempFile::new("nmpid", "");
+    let plan = json!([
+        {"op": "list_tools"},
+        {"op": "call", "label": "ifaces", "tool": "list_network_interfaces", "args": {}},
+        {"op": "call", "label": "traffic", "tool": "get_interface_traffic",
+         "args": {"iface": pair.dev_a, "sample_seconds": 4}},
+    ]);
+    let client = PyClient::stdio(&pair.ns_a, &pidfile.0, Handshake::Initialize, &plan);
+    let connected = client.until("connected", 30 * SECOND);
+    let c = last(&connected, "connected");
+    assert_eq!(c["protocol_version"], "2025-11-25");
+    assert_eq!(c["server"]["name"], "netmon");
+    assert!(
+        c["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("first call list_network_interfaces")
+    );
+    check_tools(&last(&client.until("tools", 10 * SECOND), "tools")["tools"]);
+    check_interfaces(
+        structured(last(&client.until("result", 10 * SECOND), "result")),
+        &pair,
+    );
+
+    let first = client.next(10 * SECOND);
+    assert_eq!(
+        (&first["event"], &first["progress"]),
+        (&json!("progress"), &json!(0.0))
+    );
+    let report = iperf3(&pair.ns_a, &case.iperf3_args(ADDR_B4));
+    let mut events = vec![first];
+    events.extend(client.until("result", 20 * SECOND));
+    let kernel = pair.counters_a().since(&before);
+    check_progress(&events, "traffic", 4.0);
+    let result = structured(last(&events, "result"));
+    eprintln!("stdio result: {result:#}");
+    truth::check(result, &pair.dev_a, kernel, &report, case, ADDR_A4, ADDR_B4);
+    let d = &result["data"];
+    assert_eq!(
+        (&d["top"], &d["sort"], &d["group_by"]),
+        (&json!(10), &json!("rx"), &json!("connection"))
+    );
+    let rx: Vec<u64> = d["top_connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| u(&c["rx_bytes"]))
+        .collect();
+    assert!(
+        rx.windows(2).all(|w| w[0] >= w[1]),
+        "not by receive bytes: {rx:?}"
+    );
+    let w = result["data"]["total_stats"]["window_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!((4.0..4.5).contains(&w), "window {w} s for sample_seconds 4");
+    client.until("done", 10 * SECOND);
+    assert!(client.wait_exit(10 * SECOND).success());
+}
+
+/// The Python SDK over Streamable HTTP with a bearer token, `server/discover` (2026-07-28): a UDP
+/// IPv6 sample with two streams, offloads on.
+#[test]
+fn python_http_discover_udp6() {
+    let _s = serial();
+    let case = Case {
+        v6: true,
+        udp: true,
+        parallel: 2,
+        offloads: true,
+    };
+    let pair = VethPair::new(case.offloads);
+    let _server = iperf3_server(&pair.ns_b, ADDR_B6);
+    let token = TempFile::new("nmtok", TOKEN);
+    let server = HttpServer::start(
+        &pair.ns_a,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--token-file",
+            token.0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let before = pair.counters_a();
+    let plan = json!([
+        {"op": "list_tools"},
+        {"op": "call", "label": "traffic", "tool": "get_interface_traffic",
+         "args": {"iface": pair.dev_a, "sample_seconds": 3}},
+    ]);
+    let client = PyClient::http(
+        &pair.ns_a,
+        &server.url,
+        Some(TOKEN),
+        Handshake::Discover,
+        &plan,
+    );
+    let c = client.until("connected", 30 * SECOND);
+    assert_eq!(last(&c, "connected")["protocol_version"], "2026-07-28");
+    check_tools(&last(&client.until("tools", 10 * SECOND), "tools")["tools"]);
+    let first = client.next(10 * SECOND);
+    assert_eq!(first["progress"], 0.0, "{first}");
+    let report = iperf3(&pair.ns_a, &case.iperf3_args(ADDR_B6));
+    let mut events = vec![first];
+    events.extend(client.until("result", 20 * SECOND));
+    let kernel = pair.counters_a().since(&before);
+    check_progress(&events, "traffic", 3.0);
+    let result = structured(last(&events, "result"));
+    eprintln!("http result: {result:#}");
+    truth::check(result, &pair.dev_a, kernel, &report, case, ADDR_A6, ADDR_B6);
+    client.until("done", 10 * SECOND);
+    let log = read_log(&server.log);
+    assert!(
+        !log.contains(TOKEN),
+        "the token leaked into the log:\n{log}"
+    );
+}
+
+/// Each bad argument is a tool error (`isError`, `success: false`) whose message says what to do,
+/// and the server answers the next call.
+fn bad_inputs(client: &PyClient, pair: &VethPair) {
+    let expected: &[(&str, &str)] = &[
+        ("missing-iface", "missing field `iface`"),
+        ("metachar", "use only letters, digits"),
+        ("too-long", "at most 15 bytes"),
+        (
+            "unknown-iface",
+            "does not exist on localhost; interfaces there: lo, ",
+        ),
+        ("zero", "use 3–30 seconds"),
+        ("two", "use 3–30 seconds"),
+        ("thirty-one", "use 3–30 seconds"),
+        ("negative", "use 3–30 seconds"),
+        ("five", "sample_seconds: invalid type: string \"five\""),
+        ("extra", "unknown field `colour`"),
+        ("top-zero", "must be at least 1"),
+        ("remote", "not available in this netmon version yet"),
+        ("list-extra", "unknown field `verbose`"),
+    ];
+    let events = client.until("done", 60 * SECOND);
+    let outcome = |label: &str| {
+        events
+            .iter()
+            .find(|e| e["label"] == label && (e["event"] == "result" || e["event"] == "exception"))
+    };
+    for (label, want) in expected {
+        let ev = outcome(label).unwrap_or_else(|| panic!("no event for {label}: {events:#?}"));
+        let s = structured(ev);
+        assert_eq!(s["success"], false, "{label}: {s}");
+        assert!(s.get("data").is_none(), "{label}: data on failure");
+        let msg = s["message"].as_str().unwrap();
+        assert!(msg.contains(want), "{label}: {msg:?} lacks {want:?}");
+        eprintln!("{label}: {msg}");
+    }
+    let unknown = outcome("unknown-iface").unwrap();
+    let msg = unknown["structured"]["message"].as_str().unwrap();
+    assert!(msg.contains(&pair.dev_a), "{msg}");
+    let tool = outcome("no-such-tool").unwrap();
+    assert_eq!(
+        tool["event"], "exception",
+        "an unknown tool is a protocol error: {tool}"
+    );
+    eprintln!("no-such-tool: {}", tool["message"]);
+    let ok = structured(outcome("after").unwrap());
+    assert_eq!(ok["success"], true, "{ok}");
+    let tools = last(&events, "tools");
+    check_tools(&tools["tools"]);
+}
+
+fn bad_input_plan(dev: &str) -> Value {
+    let t = |label: &str, args: Value| json!({"op": "call", "label": label, "tool": "get_interface_traffic", "args": args});
+    json!([
+        t("missing-iface", json!({})),
+        t("metachar", json!({"iface": "eth0;reboot"})),
+        t("too-long", json!({"iface": "abcdefghijklmnop"})),
+        t("unknown-iface", json!({"iface": "nosuch0"})),
+        t("zero", json!({"iface": dev, "sample_seconds": 0})),
+        t("two", json!({"iface": dev, "sample_seconds": 2})),
+        t("thirty-one", json!({"iface": dev, "sample_seconds": 31})),
+        t("negative", json!({"iface": dev, "sample_seconds": -1})),
+        t("five", json!({"iface": dev, "sample_seconds": "five"})),
+        t("extra", json!({"iface": dev, "colour": "red"})),
+        t("top-zero", json!({"iface": dev, "top": 0})),
+        t("remote", json!({"iface": dev, "host": ADDR_B4})),
+        {"op": "call", "label": "list-extra", "tool": "list_network_interfaces", "args": {"verbose": true}},
+        {"op": "call", "label": "no-such-tool", "tool": "get_everything", "args": {}},
+        t("after", json!({"iface": dev, "sample_seconds": 3})),
+        {"op": "list_tools"},
+    ])
+}
+
+#[test]
+fn bad_inputs_over_stdio_discover() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let pidfile = TempFile::new("nmpid", "");
+    let client = PyClient::stdio(
+        &pair.ns_a,
+        &pidfile.0,
+        Handshake::Discover,
+        &bad_input_plan(&pair.dev_a),
+    );
+    bad_inputs(&client, &pair);
+}
+
+#[test]
+fn bad_inputs_over_http_initialize() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let client = PyClient::http(
+        &pair.ns_a,
+        &server.url,
+        None,
+        Handshake::Initialize,
+        &bad_input_plan(&pair.dev_a),
+    );
+    bad_inputs(&client, &pair);
+}
+
+/// 50 calls at once from 5 HTTP sessions, on two interfaces: one attachment per interface while
+/// they run, none after, and every call answered for its own window.
+#[test]
+fn fifty_simultaneous_calls_share_one_attachment_per_interface() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let clients: Vec<PyClient> = (0..5)
+        .map(|i| {
+            let calls: Vec<Value> = (0..10)
+                .map(|j| {
+                    let iface = if j % 2 == 0 {
+                        pair.dev_a.as_str()
+                    } else {
+                        "lo"
+                    };
+                    json!({"tool": "get_interface_traffic", "label": format!("c{i}.{j}"),
+                           "args": {"iface": iface, "sample_seconds": 3}})
+                })
+                .collect();
+            let handshake = if i % 2 == 0 {
+                Handshake::Initialize
+            } else {
+                Handshake::Discover
+            };
+            PyClient::http(
+                &pair.ns_a,
+                &server.url,
+                None,
+                handshake,
+                &json!([{"op": "concurrent", "calls": calls}]),
+            )
+        })
+        .collect();
+    // Every session has started sampling: count the attachments now.
+    let mut events: Vec<Vec<Value>> = clients
+        .iter()
+        .map(|c| c.until("progress", 30 * SECOND))
+        .collect();
+    let on_veth = tcx_programs(&pair.ns_a, &pair.dev_a);
+    let on_lo = tcx_programs(&pair.ns_a, "lo");
+    eprintln!("while sampling: {} {on_veth:?}, lo {on_lo:?}", pair.dev_a);
+    for progs in [&on_veth, &on_lo] {
+        let mut p = progs.clone();
+        p.sort();
+        assert_eq!(
+            p,
+            ["netmon_egress", "netmon_ingress"],
+            "one attachment per interface"
+        );
+    }
+    for (c, ev) in clients.iter().zip(events.iter_mut()) {
+        ev.extend(c.until("done", 60 * SECOND));
+    }
+    let results: Vec<&Value> = events
+        .iter()
+        .flatten()
+        .filter(|e| e["event"] == "result")
+        .collect();
+    assert_eq!(results.len(), 50);
+    for r in results {
+        let s = structured(r);
+        assert_eq!(s["success"], true, "{s}");
+        let w = s["data"]["total_stats"]["window_seconds"].as_f64().unwrap();
+        assert!((3.0..4.0).contains(&w), "window {w}");
+    }
+    let took = wait_detached(&pair.ns_a, &pair.dev_a, 3 * SECOND);
+    wait_detached(&pair.ns_a, "lo", 3 * SECOND);
+    eprintln!("all detached {took:?} after the last result");
+}
+
+/// Two callers on one interface with overlapping windows: a long one (A) and a short one (B)
+/// that starts after a first burst. B sees only the second burst, A both, and both count the
+/// second burst to the byte.
+#[test]
+fn each_caller_gets_its_own_window() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let _iperf4 = iperf3_server(&pair.ns_b, ADDR_B4);
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let before = pair.counters_a();
+    let call = |label: &str, secs: u32| {
+        json!([{"op": "call", "label": label, "tool": "get_interface_traffic",
+                "args": {"iface": pair.dev_a, "sample_seconds": secs}}])
+    };
+    let a = PyClient::http(
+        &pair.ns_a,
+        &server.url,
+        None,
+        Handshake::Initialize,
+        &call("A", 12),
+    );
+    a.until("progress", 30 * SECOND);
+    let tcp = Case {
+        v6: false,
+        udp: false,
+        parallel: 1,
+        offloads: false,
+    };
+    let burst1 = iperf3(&pair.ns_a, &tcp.iperf3_args(ADDR_B4));
+    let b = PyClient::http(
+        &pair.ns_a,
+        &server.url,
+        None,
+        Handshake::Discover,
+        &call("B", 4),
+    );
+    b.until("progress", 30 * SECOND);
+    let udp = Case {
+        v6: false,
+        udp: true,
+        parallel: 1,
+        offloads: false,
+    };
+    let burst2 = iperf3(&pair.ns_a, &udp.iperf3_args(ADDR_B4));
+    let rb = structured(last(&b.until("result", 20 * SECOND), "result")).clone();
+    let ra = structured(last(&a.until("result", 20 * SECOND), "result")).clone();
+    let kernel = pair.counters_a().since(&before);
+
+    let port = |report: &Value| u(&report["start"]["connected"][0]["local_port"]);
+    let (tcp_port, udp_port) = (port(&burst1), port(&burst2));
+    let find = |r: &Value, p: u64| {
+        r["data"]["top_connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["local_port"] == p && c["remote_port"] == 5201)
+            .cloned()
+    };
+    assert!(
+        find(&rb, tcp_port).is_none(),
+        "B's window began after the TCP burst"
+    );
+    let udp_b = find(&rb, udp_port).expect("B saw the UDP burst");
+    let udp_a = find(&ra, udp_port).expect("A saw the UDP burst");
+    find(&ra, tcp_port).expect("A saw the TCP burst");
+    for k in ["tx_bytes", "tx_packets", "rx_bytes", "rx_packets"] {
+        assert_eq!(
+            udp_a[k], udp_b[k],
+            "{k} of the UDP burst differs between windows"
+        );
+    }
+    truth::check_streams(&rb["data"], &burst2, udp, ADDR_A4, ADDR_B4);
+    truth::check_streams(&ra["data"], &burst2, udp, ADDR_A4, ADDR_B4);
+    truth::check_streams(&ra["data"], &burst1, tcp, ADDR_A4, ADDR_B4);
+    // A's window holds everything since `before`, B's only part of it.
+    truth::check_totals(&ra["data"], kernel, false);
+    truth::check_partition(&ra["data"]);
+    truth::check_partition(&rb["data"]);
+    assert!(u(&rb["data"]["total_stats"]["tx_bytes"]) < u(&ra["data"]["total_stats"]["tx_bytes"]));
+    eprintln!(
+        "A: {} B tx over {} s; B: {} B tx over {} s; UDP burst {} B in both",
+        ra["data"]["total_stats"]["tx_bytes"],
+        ra["data"]["total_stats"]["window_seconds"],
+        rb["data"]["total_stats"]["tx_bytes"],
+        rb["data"]["total_stats"]["window_seconds"],
+        udp_a["tx_bytes"]
+    );
+}
+
+/// A call cancelled mid-sample detaches at once and the server keeps serving: over stdio with a
+/// `notifications/cancelled`, and over HTTP (2026-07-28) where the client drops the request.
+fn cancel_and_continue(client: &mut PyClient, pair: &VethPair) {
+    let events = client.until("cancelled", 30 * SECOND);
+    assert!(
+        !events.iter().any(|e| e["event"] == "result"),
+        "the cancelled call returned a result: {events:#?}"
+    );
+    let took = wait_detached(&pair.ns_a, &pair.dev_a, 3 * SECOND);
+    eprintln!("detached {took:?} after the cancel");
+    client.until("waiting", 5 * SECOND);
+    client.go();
+    let after = client.until("done", 30 * SECOND);
+    let s = structured(last(&after, "result"));
+    assert_eq!(s["success"], true, "{s}");
+}
+
+fn cancel_plan(dev: &str) -> Value {
+    json!([
+        {"op": "cancel", "label": "long", "after": 2, "tool": "get_interface_traffic",
+         "args": {"iface": dev, "sample_seconds": 20}},
+        {"op": "wait"},
+        {"op": "call", "label": "after", "tool": "get_interface_traffic",
+         "args": {"iface": dev, "sample_seconds": 3}},
+    ])
+}
+
+#[test]
+fn cancel_over_stdio() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let pidfile = TempFile::new("nmpid", "");
+    let mut client = PyClient::stdio(
+        &pair.ns_a,
+        &pidfile.0,
+        Handshake::Initialize,
+        &cancel_plan(&pair.dev_a),
+    );
+    cancel_and_continue(&mut client, &pair);
+}
+
+#[test]
+fn cancel_over_http() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let mut client = PyClient::http(
+        &pair.ns_a,
+        &server.url,
+        None,
+        Handshake::Discover,
+        &cancel_plan(&pair.dev_a),
+    );
+    cancel_and_continue(&mut client, &pair);
+}
+
+fn disconnect_plan(dev: &str) -> Value {
+    json!([{"op": "disconnect", "label": "gone", "after": 1, "tool": "get_interface_traffic",
+            "args": {"iface": dev, "sample_seconds": 20}}])
+}
+
+/// The client vanishes mid-call over stdio: netmon sees stdin close, detaches and exits.
+#[test]
+fn client_disconnect_over_stdio() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let pidfile = TempFile::new("nmpid", "");
+    let client = PyClient::stdio(
+        &pair.ns_a,
+        &pidfile.0,
+        Handshake::Initialize,
+        &disconnect_plan(&pair.dev_a),
+    );
+    client.until("disconnecting", 30 * SECOND);
+    let pid = std::fs::read_to_string(&pidfile.0).expect("server pid");
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    let log = client.log.clone();
+    client.wait_exit(10 * SECOND);
+    let start = Instant::now();
+    // Exited: gone, or a zombie until whoever inherited it reaps it.
+    let running = || {
+        std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|st| {
+            st.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    while running() {
+        assert!(
+            start.elapsed() < 5 * SECOND,
+            "netmon (pid {}) still running 5 s after its client left:\n{}",
+            pid.trim(),
+            read_log(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("netmon exited {:?} after its client", start.elapsed());
+    wait_detached(&pair.ns_a, &pair.dev_a, 3 * SECOND);
+}
+
+/// The client vanishes mid-call over HTTP, and the server keeps serving. Without sessions
+/// (2026-07-28) nobody can receive the result, so the sample stops at once. In a session
+/// (`initialize`) the MCP spec says a dropped connection is not a cancellation (the client may
+/// resume the stream), so the sample runs out its window and then detaches.
+#[test]
+fn client_disconnect_over_http() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let gone = |handshake: Handshake, secs: u32| {
+        let plan = json!([{"op": "disconnect", "label": "gone", "after": 1,
+            "tool": "get_interface_traffic", "args": {"iface": pair.dev_a, "sample_seconds": secs}}]);
+        let client = PyClient::http(&pair.ns_a, &server.url, None, handshake, &plan);
+        client.until("disconnecting", 30 * SECOND);
+        client.wait_exit(10 * SECOND);
+        Instant::now()
+    };
+
+    let left = gone(Handshake::Discover, 20);
+    wait_detached(&pair.ns_a, &pair.dev_a, SECOND);
+    eprintln!(
+        "2026-07-28: detached {:?} after the client left",
+        left.elapsed()
+    );
+
+    let left = gone(Handshake::Initialize, 5);
+    // Still sampling for the session; meanwhile another client is served.
+    assert!(
+        tcx_programs(&pair.ns_a, &pair.dev_a)
+            .iter()
+            .any(|p| p == "netmon_ingress")
+    );
+    let next = PyClient::http(
+        &pair.ns_a,
+        &server.url,
+        None,
+        Handshake::Initialize,
+        &json!([{"op": "list_tools"}]),
+    );
+    check_tools(&last(&next.until("tools", 30 * SECOND), "tools")["tools"]);
+    wait_detached(&pair.ns_a, &pair.dev_a, 7 * SECOND);
+    eprintln!(
+        "2025-11-25 session: detached {:?} after the client left (window 5 s)",
+        left.elapsed()
+    );
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#;
+
+/// HTTP on a non-loopback address: no token, no start; then 401 without or with a wrong token,
+/// 403 for a foreign Host or Origin, 200 otherwise; and a client across the veth gets through
+/// with the token only.
+#[test]
+fn http_security() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let bind = format!("{ADDR_A4}:0");
+
+    for (args, env, want) in [
+        (
+            vec!["--http", bind.as_str()],
+            vec![],
+            "without a bearer token",
+        ),
+        (
+            vec!["--http", "0.0.0.0:0"],
+            vec![],
+            "without a bearer token",
+        ),
+        (
+            vec!["--http", bind.as_str()],
+            vec![(netmon::mcp::http::TOKEN_ENV, "short")],
+            "is not usable",
+        ),
+    ] {
+        let mut cmd = netmon_tests::in_ns(&pair.ns_a, "timeout");
+        cmd.arg("10")
+            .arg(netmon_tests::netmon_bin())
+            .arg("serve")
+            .args(&args)
+            .env_remove(netmon::mcp::http::TOKEN_ENV);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("netmon serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        eprintln!("{args:?} refused: {}", stderr.trim());
+    }
+
+    let server = HttpServer::start(
+        &pair.ns_a,
+        &["--http", &bind],
+        &[(netmon::mcp::http::TOKEN_ENV, TOKEN)],
+    );
+    let url = server.url.clone();
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let post = |extra: &[&str]| {
+        let mut args = vec![
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json, text/event-stream",
+            "--data",
+            INIT,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        curl(&pair.ns_a, &args)
+    };
+    let cases: &[(&str, Vec<&str>, u16)] = &[
+        ("no token", vec![], 401),
+        (
+            "wrong token",
+            vec![
+                "-H",
+                "Authorization: Bearer 00000000000000000000000000000000",
+            ],
+            401,
+        ),
+        ("token", vec!["-H", &bearer], 200),
+        (
+            "foreign Origin",
+            vec!["-H", &bearer, "-H", "Origin: http://evil.example"],
+            403,
+        ),
+        (
+            "foreign Host",
+            vec!["-H", &bearer, "-H", "Host: evil.example"],
+            403,
+        ),
+        (
+            "loopback Origin",
+            vec!["-H", &bearer, "-H", "Origin: http://localhost:6274"],
+            200,
+        ),
+    ];
+    for (what, extra, want) in cases {
+        let (code, body) = post(extra);
+        eprintln!("{what}: {code} {}", body.lines().next().unwrap_or(""));
+        assert_eq!(code, *want, "{what}: {body}");
+        if *want == 401 {
+            assert!(body.contains("bearer token"), "{what}: {body}");
+        }
+    }
+
+    // A client in the other namespace, across the veth.
+    let plan = json!([{"op": "list_tools"}]);
+    let ok = PyClient::http(&pair.ns_b, &url, Some(TOKEN), Handshake::Initialize, &plan);
+    check_tools(&last(&ok.until("tools", 30 * SECOND), "tools")["tools"]);
+    let refused = PyClient::http(&pair.ns_b, &url, None, Handshake::Initialize, &plan);
+    let status = refused.wait_exit(30 * SECOND);
+    assert!(!status.success(), "a client without the token got in");
+    let log = read_log(&server.log);
+    assert!(
+        !log.contains(TOKEN),
+        "the token leaked into the log:\n{log}"
+    );
+}
+
+/// Runs `ping -c 10` from A to B once netmon is attached to A's veth (bounded), while `call`
+/// samples; returns the result and the kernel's counters over the whole span.
+fn ping_during(
+    pair: &VethPair,
+    call: impl FnOnce() -> Value + Send,
+) -> (Value, netmon_tests::Counters) {
+    let before = pair.counters_a();
+    let result = std::thread::scope(|s| {
+        let h = s.spawn(call);
+        let start = Instant::now();
+        while !tcx_programs(&pair.ns_a, &pair.dev_a)
+            .iter()
+            .any(|p| p == "netmon_ingress")
+        {
+            assert!(start.elapsed() < 60 * SECOND, "netmon never attached");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sh(netmon_tests::in_ns(&pair.ns_a, "ping").args(["-c", "10", "-i", "0.2", "-q", ADDR_B4]));
+        h.join().expect("inspector thread")
+    });
+    (result, pair.counters_a().since(&before))
+}
+
+/// The ICMP echo exchange: 10 requests out, 10 replies in, 84 bytes each.
+fn check_ping(result: &Value, pair: &VethPair, kernel: netmon_tests::Counters) {
+    let s = &result["structuredContent"];
+    assert_eq!(s["success"], true, "{result:#}");
+    assert_eq!(result.get("isError"), Some(&json!(false)));
+    truth::check_totals(&s["data"], kernel, false);
+    truth::check_partition(&s["data"]);
+    let icmp = s["data"]["top_connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["protocol"] == "icmp")
+        .unwrap_or_else(|| panic!("no ICMP row: {s:#}"));
+    assert_eq!(icmp["remote_addr"], ADDR_B4);
+    for k in ["tx_packets", "rx_packets"] {
+        assert_eq!(icmp[k], 10, "{k}");
+    }
+    for k in ["tx_bytes", "rx_bytes"] {
+        assert_eq!(icmp[k], 840, "{k}");
+    }
+    assert_eq!(s["data"]["total_stats"]["interface"], pair.dev_a.as_str());
+}
+
+/// The MCP Inspector CLI: tools/list and tools/call over stdio and over HTTP.
+#[test]
+fn inspector_cli_stdio_and_http() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let bin = netmon_tests::netmon_bin();
+    let bin = bin.to_str().unwrap();
+
+    let list = inspector(&pair.ns_a, &[bin, "serve", "--method", "tools/list"]);
+    check_tools(&list["tools"]);
+    let call = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_interface_traffic",
+        "--tool-arg",
+        &format!("iface={}", pair.dev_a),
+        "--tool-arg",
+        "sample_seconds=4",
+    ];
+    let (result, kernel) = ping_during(&pair, || {
+        let mut args = vec![bin, "serve"];
+        args.extend(call);
+        inspector(&pair.ns_a, &args)
+    });
+    eprintln!(
+        "inspector stdio: {}",
+        result["structuredContent"]["message"]
+    );
+    check_ping(&result, &pair, kernel);
+
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let list = inspector(
+        &pair.ns_a,
+        &[&server.url, "--transport", "http", "--method", "tools/list"],
+    );
+    check_tools(&list["tools"]);
+    let (result, kernel) = ping_during(&pair, || {
+        let mut args = vec![server.url.as_str(), "--transport", "http"];
+        args.extend(call);
+        inspector(&pair.ns_a, &args)
+    });
+    eprintln!("inspector http: {}", result["structuredContent"]["message"]);
+    check_ping(&result, &pair, kernel);
+    let bad = inspector(
+        &pair.ns_a,
+        &[
+            &server.url,
+            "--transport",
+            "http",
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "get_interface_traffic",
+            "--tool-arg",
+            "iface=eth0;reboot",
+        ],
+    );
+    assert_eq!(bad["isError"], true, "{bad:#}");
+    assert!(
+        bad["structuredContent"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("letters, digits")
+    );
+}
