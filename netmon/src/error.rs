@@ -29,6 +29,9 @@ pub enum Error {
     #[error("top (--top) must be at least 1 (got {0})")]
     BadTop(usize),
 
+    #[error("flow table capacity (--table-capacity) {got} is out of range: use 1–{max}")]
+    BadCapacity { got: u32, max: u32 },
+
     #[error("invalid arguments for {tool}: {detail}; {usage}")]
     BadArguments {
         tool: &'static str,

@@ -109,9 +109,11 @@ async fn serve(
     allowed_origin: Vec<String>,
     table_capacity: u32,
 ) -> anyhow::Result<()> {
-    let handler = NetmonMcp::new(EbpfOptions {
+    let opts = EbpfOptions {
         flow_capacity: table_capacity,
-    });
+    };
+    opts.validate()?;
+    let handler = NetmonMcp::new(opts);
     let shutdown = shutdown_signal();
     match http_addr {
         None => {

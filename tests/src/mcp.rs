@@ -37,7 +37,7 @@ fn driver() -> PathBuf {
 /// A pipe drained into a shared string by a thread, so the child never blocks on it.
 pub type Log = Arc<Mutex<String>>;
 
-fn drain(mut r: impl Read + Send + 'static) -> Log {
+pub fn drain_pipe(mut r: impl Read + Send + 'static) -> Log {
     let log: Log = Arc::default();
     let out = log.clone();
     std::thread::spawn(move || {
@@ -95,7 +95,7 @@ impl PyClient {
             .stderr(Stdio::piped());
         let mut child = Spawned(cmd.spawn().expect("spawning the Python MCP client"));
         let stdout = child.0.stdout.take().expect("piped stdout");
-        let log = drain(child.0.stderr.take().expect("piped stderr"));
+        let log = drain_pipe(child.0.stderr.take().expect("piped stderr"));
         let stdin = child.0.stdin.take();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
@@ -119,8 +119,20 @@ impl PyClient {
     /// The client spawns `netmon serve` itself, inside `ns`, and talks to it over stdio. The
     /// server's PID is written to `pidfile`.
     pub fn stdio(ns: &str, pidfile: &std::path::Path, handshake: Handshake, plan: &Value) -> Self {
+        Self::stdio_under(ns, pidfile, "", handshake, plan)
+    }
+
+    /// As [`Self::stdio`], with netmon started through `wrapper` (e.g. a `setpriv` command line
+    /// that drops privileges; it must exec its argument).
+    pub fn stdio_under(
+        ns: &str,
+        pidfile: &std::path::Path,
+        wrapper: &str,
+        handshake: Handshake,
+        plan: &Value,
+    ) -> Self {
         let server = format!(
-            "echo $$ > {}; exec {} serve",
+            "echo $$ > {}; exec {wrapper} {} serve",
             pidfile.display(),
             netmon_bin().display()
         );
@@ -217,7 +229,7 @@ impl HttpServer {
             cmd.env(k, v);
         }
         let mut child = Spawned(cmd.spawn().expect("spawning netmon serve --http"));
-        let log = drain(child.0.stderr.take().expect("piped stderr"));
+        let log = drain_pipe(child.0.stderr.take().expect("piped stderr"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = read_log(&log);

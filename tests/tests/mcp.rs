@@ -928,3 +928,137 @@ fn inspector_cli_stdio_and_http() {
             .contains("letters, digits")
     );
 }
+
+/// Over stdio, stdout carries nothing but JSON-RPC, even with debug logging on: every line the
+/// server writes parses as a JSON-RPC 2.0 message, and the logs are on stderr.
+#[test]
+fn stdio_stdout_carries_only_protocol() {
+    use std::io::{BufRead, BufReader, Write};
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let mut child = netmon_tests::Spawned(
+        netmon_tests::in_ns(&pair.ns_a, netmon_tests::netmon_bin().to_str().unwrap())
+            .arg("serve")
+            .env("RUST_LOG", "debug")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("netmon serve"),
+    );
+    let stderr = netmon_tests::mcp::drain_pipe(child.0.stderr.take().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.0.stdin.take().unwrap();
+    let messages = [
+        INIT.to_string(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.to_string(),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "get_interface_traffic", "arguments": {"iface": pair.dev_a, "sample_seconds": 3},
+            "_meta": {"progressToken": "p3"}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "get_interface_traffic", "arguments": {"iface": "x y"}}})
+        .to_string(),
+    ];
+    for m in &messages {
+        writeln!(stdin, "{m}").expect("writing to netmon");
+    }
+    stdin.flush().unwrap();
+    let mut lines = Vec::new();
+    let mut answered = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + 20 * SECOND;
+    while answered.len() < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no answer to all requests; stdout so far: {lines:#?}"));
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        if let Some(id) = v["id"].as_u64() {
+            answered.insert(id);
+        }
+        lines.push(v);
+    }
+    drop(stdin);
+    let deadline = Instant::now() + 5 * SECOND;
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "netmon did not exit when stdin closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for line in rx.try_iter() {
+        let v: Value = serde_json::from_str(&line).expect("JSON-RPC");
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+    }
+    let progress = lines
+        .iter()
+        .filter(|v| v["method"] == "notifications/progress")
+        .count();
+    assert_eq!(progress, 4, "0, 1, 2 and 3 of 3 s");
+    let call = lines.iter().find(|v| v["id"] == 3).unwrap();
+    assert_eq!(
+        call["result"]["structuredContent"]["success"], true,
+        "{call}"
+    );
+    let bad = lines.iter().find(|v| v["id"] == 4).unwrap();
+    assert_eq!(bad["result"]["isError"], true, "{bad}");
+    let log = read_log(&stderr);
+    assert!(
+        log.contains("DEBUG"),
+        "debug logs expected on stderr:\n{log}"
+    );
+    eprintln!(
+        "{} JSON-RPC lines on stdout, {} bytes of logs on stderr",
+        lines.len(),
+        log.len()
+    );
+}
+
+/// Without privileges the server still starts and lists interfaces, and a traffic call is a tool
+/// error naming the capabilities to grant.
+#[test]
+fn unprivileged_server_explains_what_it_lacks() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let pidfile = TempFile::new("nmpid", "");
+    let plan = json!([
+        {"op": "call", "label": "ifaces", "tool": "list_network_interfaces"},
+        {"op": "call", "label": "traffic", "tool": "get_interface_traffic",
+         "args": {"iface": pair.dev_a, "sample_seconds": 3}},
+    ]);
+    let client = PyClient::stdio_under(
+        &pair.ns_a,
+        &pidfile.0,
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all",
+        Handshake::Initialize,
+        &plan,
+    );
+    let events = client.until("done", 30 * SECOND);
+    let ifaces = structured(
+        events
+            .iter()
+            .find(|e| e["label"] == "ifaces" && e["event"] == "result")
+            .unwrap(),
+    );
+    check_interfaces(ifaces, &pair);
+    let traffic = structured(last(&events, "result"));
+    let msg = traffic["message"].as_str().unwrap();
+    assert_eq!(traffic["success"], false);
+    assert!(
+        msg.contains("CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"),
+        "{msg}"
+    );
+    eprintln!("unprivileged: {msg}");
+}

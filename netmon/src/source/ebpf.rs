@@ -41,6 +41,19 @@ pub struct EbpfOptions {
     pub flow_capacity: u32,
 }
 
+impl EbpfOptions {
+    /// Checks the options without touching the kernel, so a server can refuse them at start.
+    pub fn validate(&self) -> Result<()> {
+        if self.flow_capacity == 0 || self.flow_capacity > MAX_FLOW_CAPACITY {
+            return Err(Error::BadCapacity {
+                got: self.flow_capacity,
+                max: MAX_FLOW_CAPACITY,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for EbpfOptions {
     fn default() -> Self {
         Self {
@@ -118,15 +131,7 @@ fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassif
 impl EbpfSource {
     /// Loads the classifier into the kernel (nothing is attached yet).
     pub fn load(opts: EbpfOptions) -> Result<Self> {
-        if opts.flow_capacity == 0 || opts.flow_capacity > MAX_FLOW_CAPACITY {
-            return Err(Error::Ebpf {
-                action: "size the flow table",
-                detail: format!(
-                    "capacity {} is out of range: use 1–{MAX_FLOW_CAPACITY}",
-                    opts.flow_capacity
-                ),
-            });
-        }
+        opts.validate()?;
         raise_memlock();
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(FLOWS_MAP, opts.flow_capacity)
