@@ -54,7 +54,9 @@ pub struct InterfacesArgs {
     pub password: Option<Secret>,
 }
 
-/// `get_interface_traffic` arguments.
+/// `get_interface_traffic` arguments. The four SSH fields repeat [`InterfacesArgs`]' because
+/// serde cannot combine `flatten` with `deny_unknown_fields`, and unknown arguments must be
+/// refused.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficArgs {
