@@ -12,6 +12,7 @@
 //! - [`config`]: raw flags and arguments turned into validated requests.
 //! - [`report`]: the `{success, message, data}` result object of the MCP tool contract.
 //! - [`text`]: the iftop-like text view.
+//! - [`iftop`]: real iftop's text output parsed back into connections and totals.
 //!
 //! Edges:
 //! - [`source`]: the [`source::TrafficSource`] seam, with the eBPF source (bpf syscalls, TC
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod flow;
 pub mod iface;
+pub mod iftop;
 pub mod mcp;
 pub mod rank;
 pub mod report;
