@@ -1,110 +1,174 @@
-//! Raw requests (CLI flags, later MCP arguments) turned into validated, typed requests.
+//! The config file (TOML): which remote hosts the tools may reach, and how. It is the
+//! contract's `IftopConfig.remote_hosts`. `netmon serve --config PATH`, or `$NETMON_CONFIG`;
+//! `config/netmon.example.toml` is a commented example.
+//!
+//! By default only configured hosts can be reached: a model must not be able to make a
+//! privileged server dial anywhere.
 
 use crate::error::{Error, Result};
-use crate::rank::{GroupBy, SortKey};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Longest interface name Linux accepts (IFNAMSIZ - 1).
-pub const MAX_IFACE_LEN: usize = 15;
+pub const CONFIG_ENV: &str = "NETMON_CONFIG";
 
-/// An interface name that is safe to pass anywhere: at most 15 bytes of `[A-Za-z0-9._@-]`, not
-/// starting with `-`. It is checked against the host's interfaces separately.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct IfaceName(String);
+/// What to do with a host key that is not in known_hosts. A changed key is always refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Refuse it, with a message that says how to add it.
+    #[default]
+    Strict,
+    /// Record it in known_hosts and go on (trust on first use).
+    AcceptNew,
+}
 
-impl IfaceName {
-    pub fn parse(name: &str) -> Result<Self> {
-        let bad = |reason| Error::InvalidInterfaceName {
-            name: name.to_string(),
+/// How netmon logs in to a host.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    /// The password is in this environment variable of the netmon process.
+    PasswordEnv(String),
+    /// The password is the first line of this file.
+    PasswordFile(PathBuf),
+    /// An OpenSSH private key file (unencrypted).
+    KeyFile(PathBuf),
+    /// The keys of the ssh-agent at `$SSH_AUTH_SOCK`.
+    Agent,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteHost {
+    /// What a tool's `host` may say to mean this host.
+    pub name: String,
+    /// Address or DNS name to connect to.
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_username")]
+    pub username: String,
+    /// Without it, only a password passed by the tool call can log in.
+    pub auth: Option<Auth>,
+    /// Run iftop through `sudo -n` (for a user that may, without a password).
+    #[serde(default)]
+    pub sudo: bool,
+    /// Overrides the global policy for this host.
+    pub host_key_policy: Option<HostKeyPolicy>,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+fn default_username() -> String {
+    "root".into()
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Let tools reach hosts that are not in `remote_hosts` (with the tool's own credentials).
+    #[serde(default)]
+    pub allow_unlisted_hosts: bool,
+    /// OpenSSH known_hosts file; default `~/.ssh/known_hosts` of the user netmon runs as.
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default)]
+    pub host_key_policy: HostKeyPolicy,
+    /// Bound on TCP connect + SSH handshake + login, in seconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    #[serde(default)]
+    pub remote_hosts: Vec<RemoteHost>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            allow_unlisted_hosts: false,
+            known_hosts: None,
+            host_key_policy: HostKeyPolicy::Strict,
+            connect_timeout_seconds: default_connect_timeout(),
+            remote_hosts: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::BadConfig {
+            path: origin.to_path_buf(),
             reason,
         };
-        if name.is_empty() {
-            return Err(bad("it is empty"));
+        let c: Config = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if !(1..=300).contains(&c.connect_timeout_seconds) {
+            return Err(bad("connect_timeout_seconds must be 1–300".into()));
         }
-        if name.len() > MAX_IFACE_LEN {
-            return Err(bad("Linux interface names are at most 15 bytes"));
+        for (i, h) in c.remote_hosts.iter().enumerate() {
+            if h.name.trim().is_empty() || h.host.trim().is_empty() {
+                return Err(bad(format!("remote_hosts[{i}] needs a name and a host")));
+            }
+            if h.port == 0 {
+                return Err(bad(format!("remote_hosts[{i}] ({}): port 0", h.name)));
+            }
+            if c.remote_hosts[..i].iter().any(|o| o.name == h.name) {
+                return Err(bad(format!("remote host name {:?} is used twice", h.name)));
+            }
         }
-        if name.starts_with('-') {
-            return Err(bad("it must not start with '-'"));
-        }
-        if name == "." || name == ".." {
-            return Err(bad("'.' and '..' are not interface names"));
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// `--config PATH`, else `$NETMON_CONFIG`, else an empty config (no remote hosts).
+    pub fn from_flag_or_env(flag: Option<&Path>) -> Result<Self> {
+        match flag
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
         {
-            return Err(bad("use only letters, digits and . _ - @"));
+            Some(p) => Self::load(&p),
+            None => Ok(Self::default()),
         }
-        Ok(Self(name.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_seconds)
     }
-}
 
-impl std::fmt::Display for IfaceName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+    /// The configured host a tool's `host` means: by name first, then by address.
+    pub fn find(&self, host: &str) -> Option<&RemoteHost> {
+        self.remote_hosts
+            .iter()
+            .find(|h| h.name == host)
+            .or_else(|| self.remote_hosts.iter().find(|h| h.host == host))
     }
-}
 
-/// A sampling window within the range the caller allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SampleWindow(Duration);
-
-impl SampleWindow {
-    /// The CLI's range; the MCP tools use the contract's 3–30 s.
-    pub const CLI_RANGE: (u64, u64) = (1, 3600);
-
-    pub fn from_seconds(seconds: f64, (min, max): (u64, u64)) -> Result<Self> {
-        if !seconds.is_finite() || seconds < min as f64 || seconds > max as f64 {
-            return Err(Error::BadWindow {
-                got: format!("{seconds} s"),
-                min,
-                max,
-            });
+    pub fn names(&self) -> String {
+        if self.remote_hosts.is_empty() {
+            return "none are configured".into();
         }
-        Ok(Self(Duration::from_secs_f64(seconds)))
+        self.remote_hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
-    pub fn duration(&self) -> Duration {
-        self.0
-    }
-}
-
-/// One validated request for traffic on one interface.
-#[derive(Clone, Debug)]
-pub struct TrafficRequest {
-    /// `None`: the interface of the default route.
-    pub iface: Option<IfaceName>,
-    pub window: SampleWindow,
-    pub top: usize,
-    pub sort: SortKey,
-    pub by: GroupBy,
-}
-
-impl TrafficRequest {
-    pub const DEFAULT_TOP: usize = 10;
-
-    pub fn new(
-        iface: Option<&str>,
-        seconds: f64,
-        range: (u64, u64),
-        top: usize,
-        sort: SortKey,
-        by: GroupBy,
-    ) -> Result<Self> {
-        if top == 0 {
-            return Err(Error::BadTop(top));
-        }
-        Ok(Self {
-            iface: iface.map(IfaceName::parse).transpose()?,
-            window: SampleWindow::from_seconds(seconds, range)?,
-            top,
-            sort,
-            by,
+    /// The known_hosts file to check host keys against.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.known_hosts.clone().unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".ssh/known_hosts")
         })
     }
 }
@@ -113,52 +177,52 @@ impl TrafficRequest {
 mod tests {
     use super::*;
 
-    #[test]
-    fn interface_names() {
-        assert!(IfaceName::parse("eth0").is_ok());
-        assert!(IfaceName::parse("veth-a.100").is_ok());
-        assert!(IfaceName::parse("123456789012345").is_ok());
-        for bad in [
-            "",
-            "1234567890123456",
-            "-i",
-            "eth0;reboot",
-            "a b",
-            "$(x)",
-            "..",
-            "é",
-        ] {
-            assert!(IfaceName::parse(bad).is_err(), "{bad:?} accepted");
-        }
-        let msg = IfaceName::parse("eth0;rm").unwrap_err().to_string();
-        assert!(msg.contains("letters, digits"), "{msg}");
-    }
+    const EXAMPLE: &str = include_str!("../../config/netmon.example.toml");
 
     #[test]
-    fn windows() {
-        let r = (3, 30);
-        assert!(SampleWindow::from_seconds(3.0, r).is_ok());
-        assert!(SampleWindow::from_seconds(30.0, r).is_ok());
-        for bad in [0.0, 2.0, 31.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(
-                SampleWindow::from_seconds(bad, r).is_err(),
-                "{bad} accepted"
-            );
-        }
-        let msg = SampleWindow::from_seconds(31.0, r).unwrap_err().to_string();
-        assert!(msg.contains("3–30 seconds"), "{msg}");
-    }
-
-    #[test]
-    fn top_zero_is_refused() {
-        let e = TrafficRequest::new(
-            None,
-            5.0,
-            SampleWindow::CLI_RANGE,
-            0,
-            SortKey::Rx,
-            GroupBy::Host,
+    fn the_example_parses() {
+        let c = Config::parse(EXAMPLE, Path::new("example")).unwrap();
+        assert!(!c.allow_unlisted_hosts);
+        assert_eq!(c.host_key_policy, HostKeyPolicy::Strict);
+        let web = c.find("web1").unwrap();
+        assert_eq!(
+            web.auth,
+            Some(Auth::KeyFile("/etc/netmon/id_ed25519".into()))
         );
-        assert!(matches!(e, Err(Error::BadTop(0))));
+        assert_eq!(c.find("10.0.0.6").unwrap().name, "db1");
+        assert_eq!(
+            c.find("db1").unwrap().auth,
+            Some(Auth::PasswordEnv("DB1_PASSWORD".into()))
+        );
+        assert!(c.find("db1").unwrap().sudo);
+        assert_eq!(c.find("edge").unwrap().auth, Some(Auth::Agent));
+        assert_eq!(c.find("edge").unwrap().port, 2222);
+        assert!(c.find("nowhere").is_none());
+    }
+
+    #[test]
+    fn mistakes_name_themselves() {
+        let p = Path::new("/etc/netmon.toml");
+        let e = Config::parse("allow_unlisted = true", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/netmon.toml") && e.contains("allow_unlisted"),
+            "{e}"
+        );
+        let dup = "[[remote_hosts]]\nname='a'\nhost='h'\n[[remote_hosts]]\nname='a'\nhost='i'\n";
+        assert!(
+            Config::parse(dup, p)
+                .unwrap_err()
+                .to_string()
+                .contains("used twice")
+        );
+        let bad_auth = "[[remote_hosts]]\nname='a'\nhost='h'\nauth={ password='x' }\n";
+        assert!(Config::parse(bad_auth, p).is_err());
+        let policy = "host_key_policy = 'accept-new'";
+        assert_eq!(
+            Config::parse(policy, p).unwrap().host_key_policy,
+            HostKeyPolicy::AcceptNew
+        );
     }
 }

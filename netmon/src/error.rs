@@ -93,6 +93,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("config file {path}: {reason}")]
+    BadConfig { path: PathBuf, reason: String },
+
     #[error("reading {path}: {source}")]
     Io {
         path: PathBuf,

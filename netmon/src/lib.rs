@@ -9,7 +9,8 @@
 //! - [`snapshot`]: kernel counters at an instant, and the difference of two over a window.
 //! - [`rank`]: sort key, grouping by host pair, top N.
 //! - [`units`]: MB/Mbps for JSON, iftop's notation for text.
-//! - [`config`]: raw flags and arguments turned into validated requests.
+//! - [`request`]: raw flags and arguments turned into validated requests.
+//! - [`config`]: the config file (remote hosts, SSH policy), parsed and checked.
 //! - [`report`]: the `{success, message, data}` result object of the MCP tool contract.
 //! - [`text`]: the iftop-like text view.
 //! - [`iftop`]: real iftop's text output parsed back into connections and totals.
@@ -30,6 +31,7 @@ pub mod iftop;
 pub mod mcp;
 pub mod rank;
 pub mod report;
+pub mod request;
 pub mod snapshot;
 pub mod source;
 pub mod text;

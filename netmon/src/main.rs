@@ -2,11 +2,11 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use netmon::config::{SampleWindow, TrafficRequest};
 use netmon::iface;
 use netmon::mcp::{NetmonMcp, http, serve_stdio};
 use netmon::rank::{GroupBy, SortKey};
 use netmon::report::{InterfacesData, Response, TrafficData};
+use netmon::request::{SampleWindow, TrafficRequest};
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon::source::{Progress, collect};
 use netmon_common::DEFAULT_FLOW_CAPACITY;

@@ -3,6 +3,7 @@
 
 use crate::flow::Protocol;
 use crate::iface::InterfaceInfo;
+use crate::iftop;
 use crate::rank::{GroupBy, Ranked, SortKey, rank};
 use crate::snapshot::Sample;
 use crate::units::{bits_per_second, megabits, megabytes};
@@ -87,16 +88,20 @@ pub struct TotalStats {
     pub rx_rate_avg: f64,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub rx_packets: u64,
+    /// Null when the source does not count packets (iftop).
+    pub tx_packets: Option<u64>,
+    pub rx_packets: Option<u64>,
     pub tx_bps: u64,
     pub rx_bps: u64,
     /// Measured window length in nanoseconds.
     pub window_ns: u64,
     /// The same in seconds.
     pub window_seconds: f64,
-    pub rx: DirectionDetail,
-    pub tx: DirectionDetail,
+    /// What the classifier saw besides connections; absent for iftop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx: Option<DirectionDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx: Option<DirectionDetail>,
 }
 
 /// Everything counted in one direction, so no byte goes unaccounted for.
@@ -138,17 +143,19 @@ impl From<&DirTotals> for DirectionDetail {
 /// protocol are null).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Connection {
-    pub local_addr: IpAddr,
+    /// An IP address. From iftop, a host iftop cut to fit its column ends with `…`.
+    pub local_addr: String,
     pub local_port: Option<u16>,
-    pub remote_addr: IpAddr,
+    pub remote_addr: String,
     pub remote_port: Option<u16>,
     pub protocol: Option<Protocol>,
     /// IP protocol number (6 TCP, 17 UDP, ...).
     pub ip_protocol: Option<u8>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
-    pub rx_packets: u64,
-    pub tx_packets: u64,
+    /// Null when the source does not count packets (iftop).
+    pub rx_packets: Option<u64>,
+    pub tx_packets: Option<u64>,
     /// Average receive rate over the window, Mbps.
     pub rx_rate: f64,
     /// Average send rate over the window, Mbps.
@@ -164,16 +171,16 @@ impl Connection {
         let rx_bps = bits_per_second(r.counters.rx_bytes, window_ns);
         let tx_bps = bits_per_second(r.counters.tx_bytes, window_ns);
         Self {
-            local_addr: r.local,
+            local_addr: r.local.to_string(),
             local_port: r.local_port,
-            remote_addr: r.remote,
+            remote_addr: r.remote.to_string(),
             remote_port: r.remote_port,
             protocol: r.protocol.map(Protocol::from_number),
             ip_protocol: r.protocol,
             rx_bytes: r.counters.rx_bytes,
             tx_bytes: r.counters.tx_bytes,
-            rx_packets: r.counters.rx_packets,
-            tx_packets: r.counters.tx_packets,
+            rx_packets: Some(r.counters.rx_packets),
+            tx_packets: Some(r.counters.tx_packets),
             rx_rate: megabits(rx_bps),
             tx_rate: megabits(tx_bps),
             rx_bps,
@@ -216,16 +223,135 @@ impl TrafficData {
                 rx_rate_avg: megabits(rx_bps),
                 tx_bytes: s.tx.ip_bytes,
                 rx_bytes: s.rx.ip_bytes,
-                tx_packets: s.tx.ip_packets,
-                rx_packets: s.rx.ip_packets,
+                tx_packets: Some(s.tx.ip_packets),
+                rx_packets: Some(s.rx.ip_packets),
                 tx_bps,
                 rx_bps,
                 window_ns: w,
                 window_seconds: w as f64 / 1e9,
-                rx: (&s.rx).into(),
-                tx: (&s.tx).into(),
+                rx: Some((&s.rx).into()),
+                tx: Some((&s.tx).into()),
             },
             top_connections: rows.iter().map(|r| Connection::from_ranked(r, w)).collect(),
+            sort: view.sort,
+            group_by: view.by,
+            top: view.top,
+            connections_seen: seen,
+        }
+    }
+
+    /// The result from iftop's last table. Bytes are iftop's cumulative column (three significant
+    /// digits), rates are those bytes over `window_ns`, as iftop's own averages are. A local host
+    /// iftop cut to fit its column is restored when exactly one of the interface's addresses
+    /// (`own`) starts with what was printed; any other cut host keeps a trailing `…`.
+    pub fn from_iftop(
+        host: &str,
+        iface: &str,
+        table: &iftop::Table,
+        window_ns: u64,
+        view: View,
+        own: &[IpAddr],
+    ) -> Self {
+        let shown = |e: &iftop::Endpoint, restore: bool| -> String {
+            if !e.truncated {
+                return e.host.clone();
+            }
+            if restore {
+                let m: Vec<String> = own
+                    .iter()
+                    .map(IpAddr::to_string)
+                    .filter(|a| a.starts_with(&e.host))
+                    .collect();
+                if let [one] = &m[..] {
+                    return one.clone();
+                }
+            }
+            format!("{}…", e.host)
+        };
+        let whole = |b: f64| b.max(0.0).round() as u64;
+        let mut rows: Vec<Connection> = Vec::new();
+        for p in &table.pairs {
+            let (local, remote) = (shown(&p.local, true), shown(&p.remote, false));
+            let (local_port, remote_port) = match view.by {
+                GroupBy::Connection => (p.local.port, p.remote.port),
+                GroupBy::Host => (None, None),
+            };
+            let (rx, tx) = (whole(p.received.cumulative), whole(p.sent.cumulative));
+            if let Some(r) = rows.iter_mut().find(|r| {
+                view.by == GroupBy::Host && r.local_addr == local && r.remote_addr == remote
+            }) {
+                r.rx_bytes += rx;
+                r.tx_bytes += tx;
+                r.flows += 1;
+                continue;
+            }
+            rows.push(Connection {
+                local_addr: local,
+                local_port,
+                remote_addr: remote,
+                remote_port,
+                protocol: None,
+                ip_protocol: None,
+                rx_bytes: rx,
+                tx_bytes: tx,
+                rx_packets: None,
+                tx_packets: None,
+                rx_rate: 0.0,
+                tx_rate: 0.0,
+                rx_bps: 0,
+                tx_bps: 0,
+                flows: 1,
+            });
+        }
+        for r in &mut rows {
+            r.rx_bps = bits_per_second(r.rx_bytes, window_ns);
+            r.tx_bps = bits_per_second(r.tx_bytes, window_ns);
+            r.rx_rate = megabits(r.rx_bps);
+            r.tx_rate = megabits(r.tx_bps);
+        }
+        let key = |c: &Connection| match view.sort {
+            SortKey::Rx => c.rx_bytes,
+            SortKey::Tx => c.tx_bytes,
+            SortKey::Total => c.rx_bytes + c.tx_bytes,
+        };
+        rows.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.remote_addr.cmp(&b.remote_addr))
+                .then_with(|| a.remote_port.cmp(&b.remote_port))
+                .then_with(|| a.local_port.cmp(&b.local_port))
+        });
+        let seen = rows.len();
+        rows.truncate(view.top);
+        let (tx_bytes, rx_bytes) = (
+            whole(table.totals.cumulative[0]),
+            whole(table.totals.cumulative[1]),
+        );
+        let (tx_bps, rx_bps) = (
+            bits_per_second(tx_bytes, window_ns),
+            bits_per_second(rx_bytes, window_ns),
+        );
+        Self {
+            host: host.to_string(),
+            source: SourceKind::SshIftop,
+            total_stats: TotalStats {
+                interface: iface.to_string(),
+                tx_total: megabytes(tx_bytes),
+                rx_total: megabytes(rx_bytes),
+                tx_rate_avg: megabits(tx_bps),
+                rx_rate_avg: megabits(rx_bps),
+                tx_bytes,
+                rx_bytes,
+                tx_packets: None,
+                rx_packets: None,
+                tx_bps,
+                rx_bps,
+                window_ns,
+                window_seconds: window_ns as f64 / 1e9,
+                rx: None,
+                tx: None,
+            },
+            top_connections: rows,
             sort: view.sort,
             group_by: view.by,
             top: view.top,
@@ -331,7 +457,7 @@ mod tests {
         assert_eq!(t.rx_rate_avg, 43.463576);
         assert_eq!(t.tx_bytes, 62_700);
         assert_eq!(t.window_seconds, 2.0);
-        assert_eq!(t.rx.frames, 7_300);
+        assert_eq!(t.rx.as_ref().unwrap().frames, 7_300);
         assert_eq!(d.top_connections[0].remote_port, Some(39564));
         assert_eq!(d.top_connections[0].protocol, Some(Protocol::Tcp));
         assert_eq!(d.connections_seen, 2);
@@ -349,6 +475,55 @@ mod tests {
         assert_eq!(v["data"]["source"], "ebpf".replace("ebpf", "test"));
         assert_eq!(v["data"]["host"], "localhost");
         assert_eq!(v["data"]["top_connections"][0]["protocol"], "tcp");
+    }
+
+    #[test]
+    fn from_iftop_uses_cumulative_bytes_over_the_window() {
+        let text = "   1 [fd00:209:aaaa:bbbb:cccc:dddd:eeee:40768 =>    0B  513KB  513KB  2.00MB
+     [fd00:209:aaaa:bbbb:cccc:dddd:eeee::5201 <=    0B   992B   992B  3.88KB
+   2 10.200.9.1:22                            =>  336B   210B   210B   840B
+     10.200.9.2:50000                         <=  336B   210B   210B   1.00MB
+   3 10.200.9.1:23                            =>  336B   210B   210B   100B
+     10.200.9.2:50001                         <=  336B   210B   210B   200B
+Cumulative (sent/received/total):                    2.01MB     1.01MB     3.02MB
+====
+";
+        let t = iftop::parse(text).unwrap().unwrap();
+        let own: Vec<IpAddr> = vec![
+            "10.200.9.1".parse().unwrap(),
+            "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1".parse().unwrap(),
+        ];
+        let view = View {
+            sort: SortKey::Rx,
+            by: GroupBy::Connection,
+            top: 10,
+        };
+        let d = TrafficData::from_iftop("h", "if0", &t, 4_000_000_000, view, &own);
+        assert_eq!(d.source, SourceKind::SshIftop);
+        assert_eq!(d.total_stats.tx_bytes, 2_107_638); // 2.01 × 1024²
+        assert_eq!(d.total_stats.tx_bps, 4_215_276);
+        assert_eq!(d.total_stats.tx_packets, None);
+        let c = &d.top_connections;
+        assert_eq!(c[0].remote_port, Some(50000), "by receive bytes");
+        assert_eq!(c[0].rx_bytes, 1_048_576);
+        assert_eq!(
+            c[1].local_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1",
+            "restored"
+        );
+        assert_eq!(
+            c[1].remote_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:…",
+            "cut"
+        );
+        assert_eq!(c[1].tx_bytes, 2_097_152);
+        let by_host = View {
+            by: GroupBy::Host,
+            top: 1,
+            ..view
+        };
+        let d = TrafficData::from_iftop("h", "if0", &t, 4_000_000_000, by_host, &own);
+        assert_eq!(d.connections_seen, 2);
+        assert_eq!(d.top_connections[0].flows, 2);
+        assert_eq!(d.top_connections[0].rx_bytes, 1_048_576 + 200);
     }
 
     #[test]

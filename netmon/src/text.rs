@@ -8,11 +8,11 @@ use std::fmt::Write as _;
 
 const WIDTH: usize = 92;
 
-fn endpoint(addr: &std::net::IpAddr, port: Option<u16>) -> String {
-    match (addr, port) {
-        (std::net::IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
-        (a, Some(p)) => format!("{a}:{p}"),
-        (a, None) => a.to_string(),
+fn endpoint(addr: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
+        Some(p) => format!("{addr}:{p}"),
+        None => addr.to_string(),
     }
 }
 
@@ -99,12 +99,16 @@ pub fn traffic(d: &TrafficData) -> String {
         bytes(t.rx_bytes),
         bytes(t.tx_bytes + t.rx_bytes)
     );
-    let _ = writeln!(
-        out,
-        "{:<48} {:>10} {:>10}",
-        "Packets (sent/received):", t.tx_packets, t.rx_packets
-    );
-    let lost = t.rx.unattributed_bytes + t.tx.unattributed_bytes;
+    if let (Some(tx), Some(rx)) = (t.tx_packets, t.rx_packets) {
+        let _ = writeln!(
+            out,
+            "{:<48} {:>10} {:>10}",
+            "Packets (sent/received):", tx, rx
+        );
+    }
+    let unattributed =
+        |d: &Option<crate::report::DirectionDetail>| d.as_ref().map_or(0, |d| d.unattributed_bytes);
+    let lost = unattributed(&t.rx) + unattributed(&t.tx);
     if lost > 0 {
         let _ = writeln!(
             out,

@@ -1,9 +1,9 @@
 //! The tools' arguments as the client sends them, and their translation into typed requests.
 //! Pure: every wrong argument becomes an [`Error`] whose message a model can act on.
 
-use crate::config::TrafficRequest;
 use crate::error::{Error, Result};
 use crate::rank::{GroupBy, SortKey};
+use crate::request::TrafficRequest;
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -6,10 +6,10 @@
 pub mod ebpf;
 pub mod scripted;
 
-use crate::config::TrafficRequest;
 use crate::error::{Error, Result};
 use crate::iface::{self, InterfaceInfo};
 use crate::report::{SourceKind, TrafficData, View};
+use crate::request::TrafficRequest;
 use crate::snapshot::Sample;
 use std::future::Future;
 use std::time::Duration;

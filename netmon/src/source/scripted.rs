@@ -43,11 +43,11 @@ impl TrafficSource for ScriptedSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SampleWindow, TrafficRequest};
     use crate::error::Error;
     use crate::flow::{FlowCounters, FlowId};
     use crate::iface::InterfaceKind;
     use crate::rank::{GroupBy, SortKey};
+    use crate::request::{SampleWindow, TrafficRequest};
     use crate::source::collect;
     use netmon_common::DirTotals;
 
