@@ -39,11 +39,6 @@ pub enum Error {
         usage: &'static str,
     },
 
-    #[error(
-        "host {host:?} is a remote host, and sampling remote hosts over SSH is not available in this netmon version yet; omit host (or use \"localhost\") to use this machine"
-    )]
-    RemoteNotAvailable { host: String },
-
     #[error("the call was cancelled before its sample finished; nothing was kept")]
     Cancelled,
 
@@ -92,6 +87,85 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(
+        "host {host:?} is not one netmon may reach: it is not in the config file's remote_hosts ({names}); add it there, or set allow_unlisted_hosts = true"
+    )]
+    HostNotAllowed { host: String, names: String },
+
+    #[error(
+        "no way to log in to {host}: pass password, or give the host an auth entry (key_file, password_env, password_file or agent) in the config file"
+    )]
+    NoCredential { host: String },
+
+    #[error(
+        "cannot reach {host}:{port} over SSH: {detail} (check the address, the port, and that sshd runs there)"
+    )]
+    SshConnect {
+        host: String,
+        port: u16,
+        detail: String,
+    },
+
+    #[error(
+        "no SSH login to {host}:{port} within {secs} s: the host does not answer, or answers too slowly (check the address and any firewall)"
+    )]
+    SshTimeout { host: String, port: u16, secs: u64 },
+
+    #[error(
+        "the host key of {host}:{port} ({fingerprint}) is not in {path}: check the fingerprint, then add it with `ssh-keyscan -p {port} {host} >> {path}`, or set host_key_policy = \"accept-new\"", path = path.display()
+    )]
+    UnknownHostKey {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        path: PathBuf,
+    },
+
+    #[error(
+        "the host key of {host}:{port} ({fingerprint}) differs from the one in {path} line {line}: the host was reinstalled, or someone is in between; if the change is expected, delete that line (`ssh-keygen -R` does) and add the new key", path = path.display()
+    )]
+    HostKeyChanged {
+        host: String,
+        port: u16,
+        fingerprint: String,
+        path: PathBuf,
+        line: usize,
+    },
+
+    #[error("checking the host key of {host}:{port}: {detail}")]
+    SshHostKey {
+        host: String,
+        port: u16,
+        detail: String,
+    },
+
+    #[error(
+        "login as {user} on {host} by {method} failed: {detail} (check the username and the password or key)"
+    )]
+    SshAuth {
+        host: String,
+        user: String,
+        method: &'static str,
+        detail: String,
+    },
+
+    #[error(
+        "iftop is not installed on {host}: install it there (`apt install iftop`, or `yum install iftop`)"
+    )]
+    IftopMissing { host: String },
+
+    #[error(
+        "user {user} on {host} may not capture with iftop ({detail}): log in as root, or set sudo = true for this host in the config file with a NOPASSWD sudo rule for iftop"
+    )]
+    IftopDenied {
+        host: String,
+        user: String,
+        detail: String,
+    },
+
+    #[error("on {host}: {detail}")]
+    Remote { host: String, detail: String },
 
     #[error("config file {path}: {reason}")]
     BadConfig { path: PathBuf, reason: String },

@@ -19,6 +19,7 @@
 //! - [`source`]: the [`source::TrafficSource`] seam, with the eBPF source (bpf syscalls, TC
 //!   attachments) and a scripted one for tests.
 //! - [`iface`]: the host's interfaces and default route, from /sys and /proc.
+//! - [`ssh`]: logging in to a remote host (russh, known_hosts) and running one command there.
 //! - [`mcp`]: the MCP server (the contract's two tools) over stdio and Streamable HTTP.
 //!
 //! Errors are [`error::Error`]; each message names the fix.
@@ -34,6 +35,7 @@ pub mod report;
 pub mod request;
 pub mod snapshot;
 pub mod source;
+pub mod ssh;
 pub mod text;
 pub mod units;
 

@@ -77,6 +77,9 @@ enum Command {
         /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
         #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
         table_capacity: u32,
+        /// Config file with the remote hosts the tools may sample over SSH (else $NETMON_CONFIG).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -108,12 +111,14 @@ async fn serve(
     allowed_host: Vec<String>,
     allowed_origin: Vec<String>,
     table_capacity: u32,
+    config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let opts = EbpfOptions {
         flow_capacity: table_capacity,
     };
     opts.validate()?;
-    let handler = NetmonMcp::new(opts);
+    let config = netmon::config::Config::from_flag_or_env(config.as_deref())?;
+    let handler = NetmonMcp::new(opts, config);
     let shutdown = shutdown_signal();
     match http_addr {
         None => {
@@ -246,6 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allowed_host,
             allowed_origin,
             table_capacity,
+            config,
         } => {
             if let Err(e) = serve(
                 http,
@@ -253,6 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 allowed_host,
                 allowed_origin,
                 table_capacity,
+                config,
             )
             .await
             {

@@ -70,6 +70,9 @@ pub struct TrafficData {
     pub top: usize,
     /// How many rows (connections or host pairs) had traffic in the window, before the top cut.
     pub connections_seen: usize,
+    /// What the caller should know about how these figures were obtained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Interface totals over the window. `*_total` are MB (10^6 bytes) and `*_rate_avg` Mbps
@@ -237,6 +240,7 @@ impl TrafficData {
             group_by: view.by,
             top: view.top,
             connections_seen: seen,
+            notes: Vec::new(),
         }
     }
 
@@ -356,6 +360,7 @@ impl TrafficData {
             group_by: view.by,
             top: view.top,
             connections_seen: seen,
+            notes: Vec::new(),
         }
     }
 

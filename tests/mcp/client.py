@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import anyio
 from mcp import ClientSession, StdioServerParameters
@@ -50,9 +51,10 @@ async def call(session, step, label, on_progress=None):
         if on_progress is not None:
             await on_progress()
 
+    start = time.monotonic()
     try:
         result = await session.call_tool(step["tool"], step.get("args"), progress_callback=progress)
-        emit(**result_event(label, result))
+        emit(**result_event(label, result), elapsed=time.monotonic() - start)
     except Exception as e:  # a protocol error is an event for the test to judge
         emit(event="exception", label=label, type=type(e).__name__, message=str(e))
 

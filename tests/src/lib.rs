@@ -4,6 +4,7 @@
 //! fails too.
 
 pub mod mcp;
+pub mod sshd;
 pub mod truth;
 
 use std::io::{BufRead, BufReader, Read};

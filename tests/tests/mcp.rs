@@ -310,7 +310,7 @@ fn bad_inputs(client: &PyClient, pair: &VethPair) {
         ("five", "sample_seconds: invalid type: string \"five\""),
         ("extra", "unknown field `colour`"),
         ("top-zero", "must be at least 1"),
-        ("remote", "not available in this netmon version yet"),
+        ("remote", "is not one netmon may reach"),
         ("list-extra", "unknown field `verbose`"),
     ];
     let events = client.until("done", 60 * SECOND);

@@ -28,6 +28,8 @@ const APT_PACKAGES: &[&str] = &[
     "bpftool",
     "util-linux",
     "curl",
+    "openssh-server",
+    "sudo",
 ];
 
 /// The real MCP clients the tests drive, pinned: the Python SDK from PyPI and the Inspector CLI

@@ -12,12 +12,16 @@ pub mod args;
 pub mod http;
 pub mod tools;
 
+use crate::config::{Auth, Config};
 use crate::error::{Error, Result};
 use crate::iface;
 use crate::report::{InterfacesData, Response, TrafficData};
+use crate::request::TrafficRequest;
 use crate::source::ebpf::{EbpfOptions, EbpfSource};
-use crate::source::{Progress, collect};
-use args::{InterfacesArgs, Target, TrafficArgs};
+use crate::source::ssh::SshSource;
+use crate::source::{Progress, TrafficSource, collect};
+use crate::ssh::{Credential, Login};
+use args::{InterfacesArgs, Remote, Target, TrafficArgs};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
@@ -44,6 +48,8 @@ struct Shared {
     ebpf: OnceCell<EbpfSource>,
     opts: EbpfOptions,
     samples: Semaphore,
+    /// Remote hosts and the SSH policy.
+    config: Config,
 }
 
 /// The MCP handler. Clones share one loaded program, so every session of an HTTP server and
@@ -57,12 +63,13 @@ pub struct NetmonMcp {
 }
 
 impl NetmonMcp {
-    pub fn new(opts: EbpfOptions) -> Self {
+    pub fn new(opts: EbpfOptions, config: Config) -> Self {
         Self {
             shared: Arc::new(Shared {
                 ebpf: OnceCell::new(),
                 opts,
                 samples: Semaphore::new(MAX_CONCURRENT_SAMPLES),
+                config,
             }),
             gone: CancellationToken::new(),
         }
@@ -75,17 +82,88 @@ impl NetmonMcp {
             .await
     }
 
-    fn list_interfaces(&self, target: Target) -> Result<(String, InterfacesData)> {
-        match target {
-            Target::Local => {
-                let list = iface::list()?;
-                Ok((
-                    format!("found {} interfaces", list.len()),
-                    InterfacesData::new("localhost", list),
-                ))
+    /// The SSH source for a remote host, if the config lets netmon reach it. A configured host
+    /// logs in as configured (a password passed by the call takes precedence over its auth);
+    /// an unlisted one, when allowed, with the call's own port, username and password.
+    fn remote(&self, r: Remote) -> Result<SshSource> {
+        let cfg = &self.shared.config;
+        let password = r
+            .password
+            .map(|p| Credential::Password(p.expose().to_string()));
+        let (label, host, port, user, auth, sudo, policy) = match cfg.find(&r.host) {
+            Some(h) => (
+                h.name.clone(),
+                h.host.clone(),
+                h.port,
+                h.username.clone(),
+                h.auth.clone(),
+                h.sudo,
+                h.host_key_policy.unwrap_or(cfg.host_key_policy),
+            ),
+            None if cfg.allow_unlisted_hosts => (
+                r.host.clone(),
+                r.host.clone(),
+                r.port,
+                r.username,
+                None,
+                false,
+                cfg.host_key_policy,
+            ),
+            None => {
+                return Err(Error::HostNotAllowed {
+                    host: r.host,
+                    names: cfg.names(),
+                });
             }
-            Target::Remote(r) => Err(Error::RemoteNotAvailable { host: r.host }),
-        }
+        };
+        let credential = match (password, auth) {
+            (Some(p), _) => p,
+            (None, Some(Auth::PasswordEnv(var))) => {
+                Credential::Password(std::env::var(&var).map_err(|_| Error::BadConfig {
+                    path: "remote_hosts".into(),
+                    reason: format!(
+                        "the password of {label} comes from ${var}, which netmon's environment does not have"
+                    ),
+                })?)
+            }
+            (None, Some(Auth::PasswordFile(path))) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+                    path: path.clone(),
+                    source: e,
+                })?;
+                Credential::Password(text.lines().next().unwrap_or_default().to_string())
+            }
+            (None, Some(Auth::KeyFile(path))) => Credential::KeyFile(path),
+            (None, Some(Auth::Agent)) => Credential::Agent,
+            (None, None) => return Err(Error::NoCredential { host: label }),
+        };
+        Ok(SshSource {
+            label,
+            login: Login {
+                host,
+                port,
+                user,
+                credential,
+                policy,
+                known_hosts: cfg.known_hosts_path(),
+                connect_timeout: cfg.connect_timeout(),
+            },
+            sudo,
+        })
+    }
+
+    async fn list_interfaces(&self, target: Target) -> Result<(String, InterfacesData)> {
+        let (host, list) = match target {
+            Target::Local => ("localhost".to_string(), iface::list()?),
+            Target::Remote(r) => {
+                let source = self.remote(r)?;
+                (source.label.clone(), source.interfaces().await?)
+            }
+        };
+        Ok((
+            format!("found {} interfaces", list.len()),
+            InterfacesData::new(&host, list),
+        ))
     }
 
     async fn get_traffic(
@@ -94,14 +172,23 @@ impl NetmonMcp {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(String, TrafficData)> {
         let (target, req) = TrafficArgs::parse(tools::GET_TRAFFIC, raw)?;
-        if let Target::Remote(r) = target {
-            return Err(Error::RemoteNotAvailable { host: r.host });
-        }
         let _permit = self.shared.samples.try_acquire().map_err(|_| Error::Busy {
             limit: MAX_CONCURRENT_SAMPLES,
         })?;
-        let source = self.ebpf().await?;
+        match target {
+            Target::Local => self.sample(self.ebpf().await?, &req, ctx).await,
+            Target::Remote(r) => self.sample(&self.remote(r)?, &req, ctx).await,
+        }
+    }
 
+    /// One sample through `source`, with progress notifications, stopped at once by a cancel
+    /// or a vanished client.
+    async fn sample<S: TrafficSource>(
+        &self,
+        source: &S,
+        req: &TrafficRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(String, TrafficData)> {
         // The source reports progress synchronously; the notifications go out from this task so
         // they stay in order and stop when the call does.
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -115,7 +202,7 @@ impl NetmonMcp {
             .as_ref()
             .map(|i| i.to_string())
             .unwrap_or_default();
-        let work = collect(source, &req, None, &report);
+        let work = collect(source, req, None, &report);
         tokio::pin!(work);
         let data = loop {
             tokio::select! {
@@ -205,8 +292,10 @@ impl ServerHandler for NetmonMcp {
         let started = Instant::now();
         let result = match request.name.as_ref() {
             tools::LIST_INTERFACES => {
-                let r = InterfacesArgs::parse(tools::LIST_INTERFACES, request.arguments)
-                    .and_then(|t| self.list_interfaces(t));
+                let r = match InterfacesArgs::parse(tools::LIST_INTERFACES, request.arguments) {
+                    Ok(t) => self.list_interfaces(t).await,
+                    Err(e) => Err(e),
+                };
                 log::info!(
                     "{}: {} in {:?}",
                     tools::LIST_INTERFACES,

@@ -6,7 +6,7 @@
 //! programs' filters. Older kernels get a clsact filter of netmon's own; a clsact qdisc is added
 //! only if missing and is never removed, since other tools' filters may hang off it.
 
-use super::{Progress, ProgressFn, TrafficSource};
+use super::{Measured, Progress, ProgressFn, TrafficSource};
 use crate::error::{Error, Result};
 use crate::flow::{FlowCounters, FlowId};
 use crate::iface::{self, InterfaceInfo};
@@ -406,7 +406,9 @@ impl TrafficSource for EbpfSource {
         iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> Result<Sample> {
-        self.sample_window(iface, window, progress).await
+    ) -> Result<Measured> {
+        self.sample_window(iface, window, progress)
+            .await
+            .map(Measured::Flows)
     }
 }

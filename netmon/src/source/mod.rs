@@ -5,9 +5,11 @@
 
 pub mod ebpf;
 pub mod scripted;
+pub mod ssh;
 
 use crate::error::{Error, Result};
 use crate::iface::{self, InterfaceInfo};
+use crate::iftop;
 use crate::report::{SourceKind, TrafficData, View};
 use crate::request::TrafficRequest;
 use crate::snapshot::Sample;
@@ -21,6 +23,20 @@ pub enum Progress {
     Started { window: Duration },
     /// Part of the window has passed.
     Elapsed { elapsed: Duration, window: Duration },
+}
+
+/// What a source measured over a window.
+#[derive(Clone, Debug)]
+pub enum Measured {
+    /// Per-flow counters (the eBPF and scripted sources).
+    Flows(Sample),
+    /// iftop's last table, over `window_ns`. `note` says what the caller should know about it,
+    /// e.g. that iftop printed no table because no packet arrived after the window.
+    Iftop {
+        table: iftop::Table,
+        window_ns: u64,
+        note: Option<String>,
+    },
 }
 
 /// Where a source reports [`Progress`]; `&|_| {}` when nobody listens.
@@ -41,7 +57,7 @@ pub trait TrafficSource: Send + Sync {
         iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> impl Future<Output = Result<Sample>> + Send;
+    ) -> impl Future<Output = Result<Measured>> + Send;
 }
 
 /// Resolves the requested interface on the source's host: the named one, or the default route's.
@@ -76,18 +92,33 @@ pub async fn collect<S: TrafficSource>(
 ) -> Result<TrafficData> {
     let list = source.interfaces().await?;
     let iface = resolve_iface(req, &list, source.host(), default_iface)?;
-    let sample = source
+    let measured = source
         .sample(&iface, req.window.duration(), progress)
         .await?;
-    Ok(TrafficData::from_sample(
-        source.host(),
-        source.kind(),
-        &iface.name,
-        &sample,
-        View {
-            sort: req.sort,
-            by: req.by,
-            top: req.top,
-        },
-    ))
+    let view = View {
+        sort: req.sort,
+        by: req.by,
+        top: req.top,
+    };
+    Ok(match measured {
+        Measured::Flows(sample) => {
+            TrafficData::from_sample(source.host(), source.kind(), &iface.name, &sample, view)
+        }
+        Measured::Iftop {
+            table,
+            window_ns,
+            note,
+        } => {
+            let mut d = TrafficData::from_iftop(
+                source.host(),
+                &iface.name,
+                &table,
+                window_ns,
+                view,
+                &iface.addresses,
+            );
+            d.notes.extend(note);
+            d
+        }
+    })
 }

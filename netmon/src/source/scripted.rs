@@ -1,10 +1,10 @@
 //! A source that replays prepared snapshots: for tests of everything above the seam.
 
-use super::{Progress, ProgressFn, TrafficSource};
+use super::{Measured, Progress, ProgressFn, TrafficSource};
 use crate::error::Result;
 use crate::iface::InterfaceInfo;
 use crate::report::SourceKind;
-use crate::snapshot::{Sample, Snapshot, diff};
+use crate::snapshot::{Snapshot, diff};
 use std::time::Duration;
 
 pub struct ScriptedSource {
@@ -34,9 +34,9 @@ impl TrafficSource for ScriptedSource {
         _iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> Result<Sample> {
+    ) -> Result<Measured> {
         progress(Progress::Started { window });
-        Ok(diff(&self.before, &self.after))
+        Ok(Measured::Flows(diff(&self.before, &self.after)))
     }
 }
 

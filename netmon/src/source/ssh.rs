@@ -1,0 +1,347 @@
+//! The SSH source: a host without netmon, sampled by running the real `iftop -t` there over
+//! SSH and parsing its table. Interfaces come from `ip -o -d link` and `ip -o addr` there.
+
+use super::{Measured, Progress, ProgressFn, TrafficSource};
+use crate::error::{Error, Result};
+use crate::iface::{InterfaceInfo, InterfaceKind};
+use crate::iftop;
+use crate::report::SourceKind;
+use crate::ssh::{Login, Session};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Extra seconds iftop gets after the window: it prints at its first 2 s tick at or after it.
+const IFTOP_GRACE: u64 = 3;
+/// Bound on listing interfaces once logged in.
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows iftop prints (`-L`); more than any top list asks for.
+const IFTOP_LINES: u32 = 500;
+const LIST_MARK: &str = "@@netmon-addresses@@";
+
+pub struct SshSource {
+    /// What `data.host` says: the configured name, or the host as the caller gave it.
+    pub label: String,
+    pub login: Login,
+    /// Run iftop through `sudo -n`.
+    pub sudo: bool,
+}
+
+fn kind_of(link_type: &str, kind: Option<&str>) -> InterfaceKind {
+    match (link_type, kind) {
+        ("loopback", _) => InterfaceKind::Loopback,
+        (_, Some("veth")) => InterfaceKind::Veth,
+        (_, Some("bridge")) => InterfaceKind::Bridge,
+        (_, Some("vlan")) => InterfaceKind::Vlan,
+        (_, Some("bond")) => InterfaceKind::Bond,
+        (_, Some("tun" | "wireguard" | "ipip" | "gre" | "sit" | "ip6tnl" | "vti")) => {
+            InterfaceKind::Tunnel
+        }
+        ("none", _) => InterfaceKind::Tunnel,
+        ("ether", _) => InterfaceKind::Ethernet,
+        _ => InterfaceKind::Other,
+    }
+}
+
+/// Interfaces from `ip -o -d link show`, then [`LIST_MARK`], then `ip -o addr show`.
+pub fn parse_ip_output(text: &str) -> Vec<InterfaceInfo> {
+    let (links, addrs) = text.split_once(LIST_MARK).unwrap_or((text, ""));
+    let mut list: Vec<InterfaceInfo> = Vec::new();
+    for line in links.lines() {
+        let segs: Vec<&str> = line.split('\\').map(str::trim).collect();
+        let head: Vec<&str> = segs[0].split_whitespace().collect();
+        let (Some(index), Some(name)) = (
+            head.first()
+                .and_then(|i| i.trim_end_matches(':').parse::<u32>().ok()),
+            head.get(1),
+        ) else {
+            continue;
+        };
+        let name = name.trim_end_matches(':');
+        let name = name.split_once('@').map_or(name, |(n, _)| n).to_string();
+        let flags = head.get(2).copied().unwrap_or("");
+        let after = |key: &str| {
+            head.iter()
+                .position(|w| *w == key)
+                .and_then(|i| head.get(i + 1))
+                .copied()
+        };
+        let link: Vec<&str> = segs
+            .get(1)
+            .map_or(Vec::new(), |s| s.split_whitespace().collect());
+        let link_type = link
+            .first()
+            .and_then(|l| l.strip_prefix("link/"))
+            .unwrap_or("");
+        let kind = segs.get(2).and_then(|s| s.split_whitespace().next());
+        list.push(InterfaceInfo {
+            index,
+            up: flags
+                .trim_matches(|c| c == '<' || c == '>')
+                .split(',')
+                .any(|f| f == "UP"),
+            operstate: after("state").unwrap_or("unknown").to_ascii_lowercase(),
+            mac: link
+                .get(1)
+                .filter(|m| m.contains(':'))
+                .map(|m| m.to_string()),
+            mtu: after("mtu").and_then(|m| m.parse().ok()).unwrap_or(0),
+            kind: kind_of(link_type, kind),
+            addresses: Vec::new(),
+            name,
+        });
+    }
+    for line in addrs.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (Some(index), Some(addr)) = (
+            w.first()
+                .and_then(|i| i.trim_end_matches(':').parse::<u32>().ok()),
+            w.iter()
+                .position(|t| *t == "inet" || *t == "inet6")
+                .and_then(|i| w.get(i + 1)),
+        ) else {
+            continue;
+        };
+        let ip = addr
+            .split('/')
+            .next()
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        if let (Some(ip), Some(i)) = (ip, list.iter_mut().find(|i| i.index == index)) {
+            i.addresses.push(ip);
+        }
+    }
+    list.sort_by_key(|i| i.index);
+    list
+}
+
+/// The remote command: find iftop (non-root users lack /usr/sbin in PATH), then run it
+/// line-buffered (a killed iftop loses block-buffered output) under a time limit. A watcher
+/// stops it as soon as the SSH channel goes away (stdin ends), so a cancelled call leaves
+/// nothing running there. The channel's stdin is kept on fd 3 because a background job's
+/// stdin is /dev/null.
+pub fn iftop_command(iface: &str, window_s: u64, sudo: bool) -> Result<String> {
+    let quoted = shlex::try_quote(iface).map_err(|_| Error::InvalidInterfaceName {
+        name: iface.to_string(),
+        reason: "it cannot be quoted for a shell",
+    })?;
+    let sudo = if sudo { "sudo -n " } else { "" };
+    Ok(format!(
+        "export LC_ALL=C; \
+         IFTOP=$(command -v iftop 2>/dev/null); \
+         [ -f \"$IFTOP\" ] && [ -x \"$IFTOP\" ] || IFTOP=/usr/sbin/iftop; \
+         [ -f \"$IFTOP\" ] && [ -x \"$IFTOP\" ] || {{ echo 'netmon: iftop: not found' >&2; exit 127; }}; \
+         exec 3<&0; \
+         timeout -k 1 {limit} {sudo}stdbuf -oL \"$IFTOP\" -t -s {window_s} -n -N -P -B -L {IFTOP_LINES} -i {quoted} </dev/null & p=$!; \
+         ( exec >/dev/null 2>&1; cat <&3; kill $p ) & \
+         wait $p",
+        limit = window_s + IFTOP_GRACE,
+    ))
+}
+
+impl SshSource {
+    fn classify(&self, out: &crate::ssh::Output) -> Option<Error> {
+        let err = out.stderr.trim();
+        let host = self.label.clone();
+        if out.status == Some(127) {
+            return Some(Error::IftopMissing { host });
+        }
+        let denied = ["permission", "Operation not permitted", "sudo:"];
+        if denied.iter().any(|d| err.contains(d)) {
+            let detail = err
+                .lines()
+                .rev()
+                .find(|l| denied.iter().any(|d| l.contains(d)))
+                .unwrap_or(err)
+                .to_string();
+            return Some(Error::IftopDenied {
+                host,
+                user: self.login.user.clone(),
+                detail,
+            });
+        }
+        if err.contains("No such device") {
+            return Some(Error::Remote {
+                host,
+                detail: "iftop says the interface does not exist (it vanished?); list the interfaces again".into(),
+            });
+        }
+        None
+    }
+}
+
+impl TrafficSource for SshSource {
+    fn host(&self) -> &str {
+        &self.label
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::SshIftop
+    }
+
+    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+        let session = Session::open(&self.login).await?;
+        let cmd =
+            format!("export LC_ALL=C; ip -o -d link show && echo {LIST_MARK} && ip -o addr show");
+        let out = session
+            .exec(&cmd, Instant::now() + LIST_TIMEOUT, |_, _| {})
+            .await;
+        session.close().await;
+        let out = out?;
+        if out.status != Some(0) {
+            return Err(Error::Remote {
+                host: self.label.clone(),
+                detail: format!(
+                    "listing interfaces with `ip` failed ({}); iproute2 must be installed there",
+                    out.stderr.trim()
+                ),
+            });
+        }
+        Ok(parse_ip_output(&out.stdout))
+    }
+
+    async fn sample(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+        progress: ProgressFn<'_>,
+    ) -> Result<Measured> {
+        // iftop's -s takes whole seconds.
+        let secs = window.as_secs_f64().ceil().max(1.0) as u64;
+        let cmd = iftop_command(&iface.name, secs, self.sudo)?;
+        let session = Session::open(&self.login).await?;
+        let deadline = Instant::now() + Duration::from_secs(secs + IFTOP_GRACE + 2);
+        let window_secs = Duration::from_secs(secs);
+        // The window runs from iftop's "Listening on" to the table's closing line; progress
+        // starts when iftop does, not when the SSH login does.
+        let listening: Mutex<Option<Instant>> = Mutex::new(None);
+        let mut closed: Option<Instant> = None;
+        let mut seen = String::new();
+        let out = {
+            let run = session.exec(&cmd, deadline, |chunk, at| {
+                seen.push_str(chunk);
+                let mut l = listening.lock().unwrap_or_else(|p| p.into_inner());
+                if l.is_none() && seen.contains("Listening on") {
+                    *l = Some(at);
+                    progress(Progress::Started {
+                        window: window_secs,
+                    });
+                }
+                if closed.is_none() && seen.contains("\n====") {
+                    closed = Some(at);
+                }
+            });
+            tokio::pin!(run);
+            let mut ticks = 0u64;
+            loop {
+                let start = *listening.lock().unwrap_or_else(|p| p.into_inner());
+                let next = start.map(|s| s + Duration::from_secs(ticks + 1));
+                tokio::select! {
+                    o = &mut run => break o,
+                    _ = tokio::time::sleep_until(next.unwrap_or(deadline)), if next.is_some() && ticks < secs => {
+                        ticks += 1;
+                        let elapsed = Duration::from_secs(ticks).min(window_secs);
+                        progress(Progress::Elapsed { elapsed, window: window_secs });
+                    }
+                    // Before iftop listens, look again soon.
+                    _ = tokio::time::sleep(Duration::from_millis(100)), if next.is_none() => {}
+                }
+            }
+        };
+        let listening = listening.into_inner().unwrap_or_else(|p| p.into_inner());
+        session.close().await;
+        let out = out?;
+        let table = iftop::parse(&out.stdout).map_err(|e| Error::Remote {
+            host: self.label.clone(),
+            detail: format!("iftop printed something netmon cannot read: {e}"),
+        })?;
+        let Some(table) = table else {
+            if let Some(e) = self.classify(&out) {
+                return Err(e);
+            }
+            if out.timed_out || out.status == Some(124) || out.status == Some(137) {
+                // iftop prints only on a tick, and a tick needs a packet: none came after the
+                // window.
+                return Ok(Measured::Iftop {
+                    table: iftop::Table::default(),
+                    window_ns: window_secs.as_nanos() as u64,
+                    note: Some(format!(
+                        "iftop printed no table: no packet crossed {} at or after {secs} s, so it never reached its report; traffic earlier in the window, if any, is not in these figures",
+                        iface.name
+                    )),
+                });
+            }
+            return Err(Error::Remote {
+                host: self.label.clone(),
+                detail: format!(
+                    "iftop exited ({:?}) without a table: {}",
+                    out.status,
+                    out.stderr.trim()
+                ),
+            });
+        };
+        let window_ns = match (listening, closed) {
+            (Some(a), Some(b)) if b > a => (b - a).as_nanos() as u64,
+            _ => window_secs.as_nanos() as u64,
+        };
+        Ok(Measured::Iftop {
+            table,
+            window_ns,
+            note: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real output (iproute2 6.1, Debian 12) from a namespace with a veth and a bridge.
+    const IP: &str = r"1: lo: <LOOPBACK> mtu 65536 qdisc noop state DOWN mode DEFAULT group default qlen 1000\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00 promiscuity 0  allmulti 0 minmtu 0 maxmtu 0 addrgenmode eui64 numtxqueues 1 numrxqueues 1 gso_max_size 65536 gso_max_segs 65535 tso_max_size 524280 tso_max_segs 65535 gro_max_size 65536 
+2: tv0@if2: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state DOWN mode DEFAULT group default qlen 1000\    link/ether a6:95:e9:01:6f:64 brd ff:ff:ff:ff:ff:ff link-netns ipt2 promiscuity 0  allmulti 0 minmtu 68 maxmtu 65535 \    veth addrgenmode eui64 numtxqueues 2 numrxqueues 2 gso_max_size 65536 gso_max_segs 65535 tso_max_size 524280 tso_max_segs 65535 gro_max_size 65536 
+3: br0: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000\    link/ether 6e:f1:c4:20:b9:45 brd ff:ff:ff:ff:ff:ff promiscuity 0  allmulti 0 minmtu 68 maxmtu 65535 \    bridge forward_delay 1500 hello_time 200 max_age 2000
+@@netmon-addresses@@
+2: tv0    inet 10.200.7.1/24 scope global tv0\       valid_lft forever preferred_lft forever
+2: tv0    inet6 fd00:7::1/64 scope global nodad \       valid_lft forever preferred_lft forever
+";
+
+    #[test]
+    fn interfaces_from_ip() {
+        let l = parse_ip_output(IP);
+        let names: Vec<&str> = l.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["lo", "tv0", "br0"]);
+        assert_eq!(l[0].kind, InterfaceKind::Loopback);
+        assert!(!l[0].up);
+        let v = &l[1];
+        assert_eq!(
+            (v.index, v.kind, v.up, v.mtu),
+            (2, InterfaceKind::Veth, true, 1500)
+        );
+        assert_eq!(v.operstate, "down");
+        assert_eq!(v.mac.as_deref(), Some("a6:95:e9:01:6f:64"));
+        assert_eq!(
+            v.addresses,
+            [
+                "10.200.7.1".parse::<IpAddr>().unwrap(),
+                "fd00:7::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(l[2].kind, InterfaceKind::Bridge);
+        assert!(parse_ip_output("garbage\n\\\n: :\n").is_empty());
+    }
+
+    #[test]
+    fn the_interface_is_quoted_and_iftop_bounded() {
+        let c = iftop_command("eth0", 5, false).unwrap();
+        assert!(
+            c.contains("timeout -k 1 8 stdbuf -oL \"$IFTOP\" -t -s 5"),
+            "{c}"
+        );
+        assert!(c.contains("-i eth0 </dev/null & p=$!"), "{c}");
+        let c = iftop_command("a b", 5, true).unwrap();
+        assert!(
+            c.contains("sudo -n stdbuf") && c.contains("-i 'a b' </dev/null &"),
+            "{c}"
+        );
+    }
+}

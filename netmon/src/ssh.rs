@@ -1,0 +1,353 @@
+//! SSH to a remote host with russh: host keys checked against OpenSSH known_hosts, login by
+//! password, key file or ssh-agent, and one command run with a deadline.
+//!
+//! Every step is bounded: connect + handshake + login by the login's timeout, the command by its
+//! deadline. Passwords live only in the [`Login`] of one call and are never logged or put in an
+//! error.
+
+use crate::config::HostKeyPolicy;
+use crate::error::{Error, Result};
+use russh::client::{self, Handle};
+use russh::keys::{self, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How to prove who we are.
+pub enum Credential {
+    Password(String),
+    KeyFile(PathBuf),
+    Agent,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password(_) => f.write_str("Password(<redacted>)"),
+            Credential::KeyFile(p) => write!(f, "KeyFile({})", p.display()),
+            Credential::Agent => f.write_str("Agent"),
+        }
+    }
+}
+
+impl Credential {
+    fn method(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => "password",
+            Credential::KeyFile(_) => "key file",
+            Credential::Agent => "ssh-agent",
+        }
+    }
+}
+
+/// Everything needed to log in to one host.
+#[derive(Debug)]
+pub struct Login {
+    /// Address or DNS name to connect to.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub credential: Credential,
+    pub policy: HostKeyPolicy,
+    pub known_hosts: PathBuf,
+    pub connect_timeout: Duration,
+}
+
+/// The host key check's verdict, kept for the error message (russh only sees accept/refuse).
+type Verdict = Arc<Mutex<Option<Error>>>;
+
+struct Checker {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    verdict: Verdict,
+}
+
+/// known_hosts line numbers as russh counts them (comment lines skipped) → real line numbers.
+pub fn real_line(text: &str, russh_line: usize) -> usize {
+    let mut counted = 0;
+    for (i, l) in text.lines().enumerate() {
+        if l.starts_with('#') {
+            continue;
+        }
+        counted += 1;
+        if counted == russh_line {
+            return i + 1;
+        }
+    }
+    russh_line
+}
+
+impl Checker {
+    fn refuse(&self, e: Error) -> Result<bool, russh::Error> {
+        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        Ok(false)
+    }
+}
+
+impl client::Handler for Checker {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return self.refuse(Error::SshHostKey {
+                host: self.host.clone(),
+                port: self.port,
+                detail: "the server offered a certificate; netmon checks plain host keys against known_hosts".into(),
+            });
+        };
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        match keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
+            Ok(true) => Ok(true),
+            Ok(false) => match self.policy {
+                HostKeyPolicy::AcceptNew => {
+                    match keys::known_hosts::learn_known_hosts_path(
+                        &self.host,
+                        self.port,
+                        key,
+                        &self.known_hosts,
+                    ) {
+                        Ok(()) => {
+                            log::info!(
+                                "recorded the host key of {}:{} ({fingerprint}) in {}",
+                                self.host,
+                                self.port,
+                                self.known_hosts.display()
+                            );
+                            Ok(true)
+                        }
+                        Err(e) => self.refuse(Error::SshHostKey {
+                            host: self.host.clone(),
+                            port: self.port,
+                            detail: format!(
+                                "cannot record its key in {}: {e}",
+                                self.known_hosts.display()
+                            ),
+                        }),
+                    }
+                }
+                HostKeyPolicy::Strict => self.refuse(Error::UnknownHostKey {
+                    host: self.host.clone(),
+                    port: self.port,
+                    fingerprint,
+                    path: self.known_hosts.clone(),
+                }),
+            },
+            Err(keys::Error::KeyChanged { line }) => {
+                let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+                self.refuse(Error::HostKeyChanged {
+                    host: self.host.clone(),
+                    port: self.port,
+                    fingerprint,
+                    path: self.known_hosts.clone(),
+                    line: real_line(&text, line),
+                })
+            }
+            Err(e) => self.refuse(Error::SshHostKey {
+                host: self.host.clone(),
+                port: self.port,
+                detail: format!("reading {}: {e}", self.known_hosts.display()),
+            }),
+        }
+    }
+}
+
+/// An open, logged-in SSH connection.
+pub struct Session {
+    handle: Handle<Checker>,
+    host: String,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    /// `None` when the deadline came first (the channel was closed) or no status was sent.
+    pub status: Option<u32>,
+    pub timed_out: bool,
+}
+
+impl Session {
+    /// Connects, checks the host key and logs in, all within `login.connect_timeout`.
+    pub async fn open(login: &Login) -> Result<Self> {
+        let secs = login.connect_timeout.as_secs();
+        match tokio::time::timeout(login.connect_timeout, Self::open_unbounded(login)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::SshTimeout {
+                host: login.host.clone(),
+                port: login.port,
+                secs,
+            }),
+        }
+    }
+
+    async fn open_unbounded(login: &Login) -> Result<Self> {
+        let verdict: Verdict = Arc::default();
+        let checker = Checker {
+            host: login.host.clone(),
+            port: login.port,
+            known_hosts: login.known_hosts.clone(),
+            policy: login.policy,
+            verdict: verdict.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        });
+        let mut handle =
+            match client::connect(config, (login.host.as_str(), login.port), checker).await {
+                Ok(h) => h,
+                Err(e) => {
+                    if let Some(v) = verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        return Err(v);
+                    }
+                    return Err(Error::SshConnect {
+                        host: login.host.clone(),
+                        port: login.port,
+                        detail: e.to_string(),
+                    });
+                }
+            };
+        let auth_failed = |detail: String| Error::SshAuth {
+            host: login.host.clone(),
+            user: login.user.clone(),
+            method: login.credential.method(),
+            detail,
+        };
+        let result = match &login.credential {
+            Credential::Password(p) => handle
+                .authenticate_password(login.user.clone(), p.clone())
+                .await
+                .map_err(|e| auth_failed(e.to_string()))?,
+            Credential::KeyFile(path) => {
+                let key = keys::load_secret_key(path, None).map_err(|e| {
+                    auth_failed(format!("cannot read the key {}: {e}", path.display()))
+                })?;
+                let hash = handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(|e| auth_failed(e.to_string()))?
+                    .flatten();
+                handle
+                    .authenticate_publickey(
+                        login.user.clone(),
+                        PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                    )
+                    .await
+                    .map_err(|e| auth_failed(e.to_string()))?
+            }
+            Credential::Agent => {
+                let mut agent = keys::agent::client::AgentClient::connect_env()
+                    .await
+                    .map_err(|e| auth_failed(format!("no ssh-agent ($SSH_AUTH_SOCK): {e}")))?;
+                let ids = agent
+                    .request_identities()
+                    .await
+                    .map_err(|e| auth_failed(format!("asking the ssh-agent: {e}")))?;
+                let mut result = None;
+                for id in ids {
+                    let key = id.public_key().into_owned();
+                    let r = handle
+                        .authenticate_publickey_with(login.user.clone(), key, None, &mut agent)
+                        .await
+                        .map_err(|e| auth_failed(e.to_string()))?;
+                    if r.success() {
+                        result = Some(r);
+                        break;
+                    }
+                }
+                result.ok_or_else(|| {
+                    auth_failed("the ssh-agent has no key the host accepts".into())
+                })?
+            }
+        };
+        if !result.success() {
+            return Err(auth_failed("the host refused it".into()));
+        }
+        Ok(Self {
+            handle,
+            host: login.host.clone(),
+        })
+    }
+
+    /// Runs `command` until it exits or `deadline` passes. `on_stdout` sees stdout as it
+    /// arrives, with the time it arrived.
+    pub async fn exec(
+        &self,
+        command: &str,
+        deadline: Instant,
+        mut on_stdout: impl FnMut(&str, Instant),
+    ) -> Result<Output> {
+        let remote = |detail: String| Error::Remote {
+            host: self.host.clone(),
+            detail,
+        };
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| remote(format!("opening a session channel: {e}")))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| remote(format!("starting the command: {e}")))?;
+        let mut out = Output::default();
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        loop {
+            let msg = tokio::select! {
+                m = channel.wait() => m,
+                _ = tokio::time::sleep_until(deadline) => {
+                    out.timed_out = true;
+                    let _ = channel.close().await;
+                    break;
+                }
+            };
+            match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    stdout.extend_from_slice(&data);
+                    on_stdout(&String::from_utf8_lossy(&data), Instant::now());
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => stderr.extend_from_slice(&data),
+                Some(ChannelMsg::ExitStatus { exit_status }) => out.status = Some(exit_status),
+                Some(ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            }
+        }
+        out.stdout = String::from_utf8_lossy(&stdout).into_owned();
+        out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        Ok(out)
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hosts_lines_count_comments() {
+        let text = "# a comment\nhost1 ssh-ed25519 AAAA\n# another\nhost2 ssh-ed25519 BBBB\n";
+        assert_eq!(real_line(text, 1), 2);
+        assert_eq!(real_line(text, 2), 4);
+    }
+
+    #[test]
+    fn passwords_do_not_print() {
+        let c = Credential::Password("hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

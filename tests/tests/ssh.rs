@@ -1,0 +1,402 @@
+//! Remote hosts over SSH, end to end: an MCP client (the Python SDK over stdio) asks netmon, in
+//! namespace A, about namespace B, where a real OpenSSH server runs and real iftop counts. The
+//! traffic is iperf3 from A to B; the results are checked against iperf3 and B's kernel
+//! counters. Every error case runs against the real server.
+
+use netmon_tests::mcp::{Handshake, PyClient, read_log};
+use netmon_tests::sshd::{NOSUDO_USER, PW, PW_USER, Sshd, TempDir, ensure_users, keypair};
+use netmon_tests::{ADDR_A4, ADDR_B4, Counters, VethPair, iperf3_client, iperf3_server};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// B with sshd on port 22 (and, when asked, a second one without iftop on 2222), the keys
+/// netmon logs in with, and the known_hosts that trusts B.
+struct Remote {
+    pair: VethPair,
+    dir: TempDir,
+    sshd: Sshd,
+    _no_iftop: Option<Sshd>,
+    root_key: std::path::PathBuf,
+    nosudo_key: std::path::PathBuf,
+    known_hosts: std::path::PathBuf,
+}
+
+impl Remote {
+    fn new(with_no_iftop: bool) -> Self {
+        ensure_users();
+        let pair = VethPair::new(false);
+        let dir = TempDir::new("nmssh");
+        let (host_key, _) = keypair(&dir, "host_ed25519");
+        let (root_key, root_pub) = keypair(&dir, "root_ed25519");
+        let (nosudo_key, nosudo_pub) = keypair(&dir, "nosudo_ed25519");
+        let authorized = [
+            ("root", root_pub.as_str()),
+            (NOSUDO_USER, nosudo_pub.as_str()),
+        ];
+        let sshd = Sshd::start(&pair.ns_b, ADDR_B4, 22, &dir, &host_key, &authorized, false);
+        let no_iftop = with_no_iftop.then(|| {
+            Sshd::start(
+                &pair.ns_b,
+                ADDR_B4,
+                2222,
+                &dir,
+                &host_key,
+                &authorized,
+                true,
+            )
+        });
+        let known_hosts = dir.path("known_hosts");
+        let key = sshd
+            .host_key
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        std::fs::write(
+            &known_hosts,
+            format!("# netmon test\n{ADDR_B4} {key}\n[{ADDR_B4}]:2222 {key}\n"),
+        )
+        .unwrap();
+        Self {
+            pair,
+            dir,
+            sshd,
+            _no_iftop: no_iftop,
+            root_key,
+            nosudo_key,
+            known_hosts,
+        }
+    }
+
+    /// A config file with the test hosts, checking keys against `known_hosts`.
+    fn config(&self, name: &str, known_hosts: &std::path::Path, extra: &str) -> std::path::PathBuf {
+        let path = self.dir.path(name);
+        std::fs::write(
+            &path,
+            format!(
+                "known_hosts = \"{kh}\"\nconnect_timeout_seconds = 3\n{extra}\n\
+                 [[remote_hosts]]\nname = \"b-root\"\nhost = \"{ADDR_B4}\"\nusername = \"root\"\nauth = {{ key_file = \"{rk}\" }}\n\
+                 [[remote_hosts]]\nname = \"b-pw\"\nhost = \"{ADDR_B4}\"\nusername = \"{PW_USER}\"\nauth = {{ password_env = \"NMTEST_PW\" }}\nsudo = true\n\
+                 [[remote_hosts]]\nname = \"b-nosudo\"\nhost = \"{ADDR_B4}\"\nusername = \"{NOSUDO_USER}\"\nauth = {{ key_file = \"{nk}\" }}\n\
+                 [[remote_hosts]]\nname = \"b-no-iftop\"\nhost = \"{ADDR_B4}\"\nport = 2222\nusername = \"root\"\nauth = {{ key_file = \"{rk}\" }}\n\
+                 [[remote_hosts]]\nname = \"ghost\"\nhost = \"10.200.1.99\"\nusername = \"root\"\nauth = {{ key_file = \"{rk}\" }}\n",
+                kh = known_hosts.display(),
+                rk = self.root_key.display(),
+                nk = self.nosudo_key.display(),
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// The Python client, in A, running `netmon serve` there with `config`.
+    fn client(&self, config: &std::path::Path, plan: &Value) -> PyClient {
+        let pidfile = self.dir.path(&netmon_tests::unique("pid"));
+        let wrapper = format!(
+            "env RUST_LOG=debug NETMON_CONFIG={} NMTEST_PW={PW}",
+            config.display()
+        );
+        PyClient::stdio_under(
+            &self.pair.ns_a,
+            &pidfile,
+            &wrapper,
+            Handshake::Initialize,
+            plan,
+        )
+    }
+}
+
+fn outcome<'a>(events: &'a [Value], label: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["label"] == label && (e["event"] == "result" || e["event"] == "exception"))
+        .unwrap_or_else(|| panic!("no outcome for {label}: {events:#?}"))
+}
+
+fn structured(ev: &Value) -> &Value {
+    assert_eq!(ev["event"], "result", "{ev:#}");
+    let s = &ev["structured"];
+    assert_eq!(
+        ev["is_error"].as_bool(),
+        s["success"].as_bool().map(|ok| !ok),
+        "{ev:#}"
+    );
+    s
+}
+
+/// Remote results through real sshd + iftop: interfaces, then iperf3 traffic sampled on B's
+/// veth as root (key) and as the password user through sudo.
+#[test]
+fn remote_traffic_through_sshd_and_iftop() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Remote::new(false);
+    let _iperf = iperf3_server(&r.pair.ns_b, ADDR_B4);
+    let config = r.config("netmon.toml", &r.known_hosts, "");
+    let dev_b = r.pair.dev_b.clone();
+    let plan = json!([
+        {"op": "call", "label": "ifaces", "tool": "list_network_interfaces", "args": {"host": "b-root"}},
+        {"op": "call", "label": "root", "tool": "get_interface_traffic",
+         "args": {"host": "b-root", "iface": dev_b, "sample_seconds": 4}},
+        {"op": "wait"},
+        {"op": "call", "label": "pw", "tool": "get_interface_traffic",
+         "args": {"host": "b-pw", "iface": dev_b, "sample_seconds": 4}},
+    ]);
+    let mut client = r.client(&config, &plan);
+    let evs = client.until("result", 30 * SECOND);
+    let ifaces = structured(events_last(&evs));
+    assert_eq!(ifaces["success"], true, "{ifaces:#}");
+    assert_eq!(ifaces["data"]["host"], "b-root");
+    assert_eq!(ifaces["data"]["interfaces"], json!(["lo", dev_b]));
+    assert_eq!(ifaces["data"]["details"][1]["kind"], "veth");
+    let addrs = ifaces["data"]["details"][1]["addresses"]
+        .as_array()
+        .unwrap();
+    assert!(addrs.contains(&json!(ADDR_B4)), "{addrs:?}");
+
+    for (label, go_first) in [("root", false), ("pw", true)] {
+        if go_first {
+            client.until("waiting", 10 * SECOND);
+            client.go();
+        }
+        // The window has started once the first progress notification arrives.
+        client.until("progress", 30 * SECOND);
+        let before = Counters::read(&r.pair.ns_b, &dev_b);
+        // iftop reports at its first tick after the window, and a tick needs a packet: keep a
+        // few flowing (bounded: 40 pings, 8 s).
+        let mut ping = netmon_tests::Spawned(
+            netmon_tests::in_ns(&r.pair.ns_a, "ping")
+                .args(["-c", "40", "-i", "0.2", "-q", ADDR_B4])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("ping"),
+        );
+        let report = iperf3_client(&r.pair.ns_a, &["-c", ADDR_B4, "-n", "10M"]);
+        let evs = client.until("result", 30 * SECOND);
+        let _ = ping.0.kill();
+        let kernel = Counters::read(&r.pair.ns_b, &dev_b).since(&before);
+        let res = structured(outcome(&evs, label));
+        assert_eq!(res["success"], true, "{label}: {res:#}");
+        let d = &res["data"];
+        assert_eq!(d["source"], "ssh-iftop");
+        let t = &d["total_stats"];
+        assert_eq!(t["interface"], dev_b.as_str());
+        assert!(t["rx_packets"].is_null(), "iftop counts no packets");
+        let w = t["window_seconds"].as_f64().unwrap();
+        assert!((3.5..7.0).contains(&w), "{label}: window {w} s");
+        // The iperf3 data stream: received on B's port 5201 from A's client port.
+        let port = u(&report["start"]["connected"][0]["local_port"]);
+        let payload = u(&report["end"]["sum_received"]["bytes"]);
+        let conns = d["top_connections"].as_array().unwrap();
+        let c = conns
+            .iter()
+            .find(|c| c["local_port"] == 5201 && c["remote_port"] == port)
+            .unwrap_or_else(|| panic!("{label}: no row for the iperf3 stream: {conns:#?}"));
+        assert_eq!(c["local_addr"], ADDR_B4);
+        assert_eq!(c["remote_addr"], ADDR_A4);
+        let mss = 1448;
+        let expected = payload + payload.div_ceil(mss) * 52;
+        let got = u(&c["rx_bytes"]);
+        let off = (got as f64 - expected as f64).abs() / expected as f64;
+        eprintln!(
+            "{label}: iperf3 {payload} B payload → {expected} B with headers; iftop via netmon {got} B ({:.2}% off); totals rx {} B vs kernel L3 {} B",
+            off * 100.0,
+            t["rx_bytes"],
+            kernel.rx_bytes - 14 * kernel.rx_packets
+        );
+        assert!(off < 0.02, "{label}: {got} B vs {expected} B");
+        // The totals hold the stream, and no more than the kernel saw on B's veth.
+        let rx = u(&t["rx_bytes"]);
+        assert!(rx >= got && rx as f64 <= (kernel.rx_bytes - 14 * kernel.rx_packets) as f64 * 1.02);
+    }
+    client.until("done", 10 * SECOND);
+    let log = read_log(&client.log);
+    assert!(!log.contains(PW), "the password is in netmon's log");
+}
+
+fn events_last(evs: &[Value]) -> &Value {
+    evs.last().expect("events")
+}
+
+/// Every failure against the real server, each a tool error that says what to do, within its
+/// time bound, with the password in no log and no message.
+#[test]
+fn remote_errors_against_real_sshd() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Remote::new(true);
+    let dev_b = r.pair.dev_b.clone();
+    let config = r.config("netmon.toml", &r.known_hosts, "");
+    let t = |label: &str, args: Value| json!({"op": "call", "label": label, "tool": "get_interface_traffic", "args": args});
+    let wrong_pw = "Wr0ng-pw-77aa";
+    let plan = json!([
+        t("wrong-password", json!({"host": "b-pw", "iface": dev_b, "password": wrong_pw, "sample_seconds": 3})),
+        t("no-iftop", json!({"host": "b-no-iftop", "iface": dev_b, "sample_seconds": 3})),
+        t("no-sudo", json!({"host": "b-nosudo", "iface": dev_b, "sample_seconds": 3})),
+        t("unknown-iface", json!({"host": "b-root", "iface": "nosuch0", "sample_seconds": 3})),
+        t("idle", json!({"host": "b-root", "iface": "lo", "sample_seconds": 3})),
+        t("unreachable", json!({"host": "ghost", "iface": "eth0", "sample_seconds": 3})),
+        t("unlisted", json!({"host": "10.200.1.3", "iface": "eth0", "password": PW})),
+        {"op": "call", "label": "list-unlisted", "tool": "list_network_interfaces", "args": {"host": "10.200.1.3"}},
+    ]);
+    let client = r.client(&config, &plan);
+    let evs = client.until("done", 120 * SECOND);
+    let expect: &[(&str, &str)] = &[
+        (
+            "wrong-password",
+            "login as nmtest-pw on 10.200.1.2 by password failed",
+        ),
+        (
+            "no-iftop",
+            "iftop is not installed on b-no-iftop: install it there",
+        ),
+        (
+            "no-sudo",
+            "user nmtest-nosudo on b-nosudo may not capture with iftop",
+        ),
+        (
+            "unknown-iface",
+            "interface \"nosuch0\" does not exist on b-root; interfaces there: lo, ",
+        ),
+        ("unreachable", "no SSH login to 10.200.1.99:22 within 3 s"),
+        ("unlisted", "is not one netmon may reach"),
+        (
+            "list-unlisted",
+            "add it there, or set allow_unlisted_hosts = true",
+        ),
+    ];
+    for (label, want) in expect {
+        let s = structured(outcome(&evs, label));
+        let msg = s["message"].as_str().unwrap();
+        eprintln!("{label}: {msg}");
+        assert_eq!(s["success"], false, "{label}");
+        assert!(msg.contains(want), "{label}: {msg:?} lacks {want:?}");
+        assert!(
+            !msg.contains(PW) && !msg.contains(wrong_pw),
+            "{label}: password in {msg}"
+        );
+    }
+    let unknown = structured(outcome(&evs, "unknown-iface"));
+    assert!(unknown["message"].as_str().unwrap().contains(&dev_b));
+    let unreachable = outcome(&evs, "unreachable")["elapsed"].as_f64().unwrap();
+    assert!(
+        unreachable < 5.0,
+        "unreachable took {unreachable} s (bound 3 s)"
+    );
+    // An idle interface: iftop never reaches its report, and the call still returns in time.
+    let idle = outcome(&evs, "idle");
+    let s = structured(idle);
+    assert_eq!(s["success"], true, "{s:#}");
+    assert_eq!(s["data"]["total_stats"]["rx_bytes"], 0);
+    assert!(
+        s["data"]["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("iftop printed no table")
+    );
+    let took = idle["elapsed"].as_f64().unwrap();
+    eprintln!("idle: answered in {took:.2} s for a 3 s window");
+    assert!(took < 3.0 + 6.0 + 3.0, "idle took {took} s");
+    let log = read_log(&client.log);
+    for secret in [PW, wrong_pw] {
+        assert!(!log.contains(secret), "a password is in netmon's log");
+        assert!(
+            !evs.iter().any(|e| e.to_string().contains(secret)),
+            "a password in an event"
+        );
+    }
+
+    // Host keys: unknown (strict), changed (names the line), and accept-new recording it.
+    let empty = r.dir.path("known_hosts_empty");
+    std::fs::write(&empty, "").unwrap();
+    let (_, other) = keypair(&r.dir, "other_ed25519");
+    let other = other
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let changed = r.dir.path("known_hosts_changed");
+    std::fs::write(&changed, format!("# one\n# two\n{ADDR_B4} {other}\n")).unwrap();
+    let accept = r.dir.path("known_hosts_accept");
+    std::fs::write(&accept, "").unwrap();
+    let list = json!([{"op": "call", "label": "l", "tool": "list_network_interfaces", "args": {"host": "b-root"}}]);
+    for (name, kh, extra, want) in [
+        ("strict.toml", &empty, "", "is not in"),
+        ("changed.toml", &changed, "", "line 3"),
+        (
+            "accept.toml",
+            &accept,
+            "host_key_policy = \"accept-new\"",
+            "",
+        ),
+    ] {
+        let cfg = r.config(name, kh, extra);
+        let c = r.client(&cfg, &list);
+        let evs = c.until("done", 30 * SECOND);
+        let s = structured(outcome(&evs, "l"));
+        let msg = s["message"].as_str().unwrap();
+        eprintln!("{name}: {msg}");
+        if want.is_empty() {
+            assert_eq!(s["success"], true, "{msg}");
+            let recorded = std::fs::read_to_string(kh).unwrap();
+            let key = r.sshd.host_key.split_whitespace().nth(1).unwrap();
+            assert!(
+                recorded.contains(key),
+                "accept-new did not record the key: {recorded}"
+            );
+        } else {
+            assert_eq!(s["success"], false);
+            assert!(msg.contains(want), "{msg}");
+        }
+    }
+}
+
+fn iftop_running(dev: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", &format!("iftop -t -s 20 .* -i {dev}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A remote call cancelled mid-sample closes the channel, and iftop stops on the remote host
+/// at once instead of running out its window.
+#[test]
+fn cancelled_remote_call_stops_iftop_there() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Remote::new(false);
+    let config = r.config("netmon.toml", &r.known_hosts, "");
+    let dev_b = r.pair.dev_b.clone();
+    let plan = json!([
+        {"op": "cancel", "label": "long", "after": 2, "tool": "get_interface_traffic",
+         "args": {"host": "b-root", "iface": dev_b, "sample_seconds": 20}},
+        {"op": "wait"},
+        {"op": "call", "label": "after", "tool": "list_network_interfaces", "args": {"host": "b-root"}},
+    ]);
+    let mut client = r.client(&config, &plan);
+    client.until("progress", 30 * SECOND);
+    assert!(
+        iftop_running(&dev_b),
+        "iftop is not running on B during the call"
+    );
+    client.until("cancelled", 30 * SECOND);
+    let start = std::time::Instant::now();
+    while iftop_running(&dev_b) {
+        assert!(
+            start.elapsed() < 3 * SECOND,
+            "iftop still runs on B 3 s after the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("iftop on B stopped {:?} after the cancel", start.elapsed());
+    client.until("waiting", 10 * SECOND);
+    client.go();
+    let evs = client.until("done", 30 * SECOND);
+    assert_eq!(structured(outcome(&evs, "after"))["success"], true);
+}
