@@ -193,7 +193,14 @@ fn remote_traffic_through_sshd_and_iftop() {
         assert!((3.5..7.0).contains(&w), "{label}: window {w} s");
         // The iperf3 data stream: received on B's port 5201 from A's client port.
         let port = u(&report["start"]["connected"][0]["local_port"]);
-        let payload = u(&report["end"]["sum_received"]["bytes"]);
+        // When the server ends the test early, what it read (and even what the sender wrote)
+        // can differ from what crossed the wire: the stream then lies between the two, plus
+        // headers. Otherwise both are equal and the check is the plain 2%.
+        let received = u(&report["end"]["sum_received"]["bytes"]);
+        let sent = u(&report["end"]["sum_sent"]["bytes"]);
+        let retransmits = report["end"]["sum_sent"]["retransmits"]
+            .as_u64()
+            .unwrap_or(0);
         let conns = d["top_connections"].as_array().unwrap();
         let c = conns
             .iter()
@@ -202,16 +209,19 @@ fn remote_traffic_through_sshd_and_iftop() {
         assert_eq!(c["local_addr"], ADDR_B4);
         assert_eq!(c["remote_addr"], ADDR_A4);
         let mss = 1448;
-        let expected = payload + payload.div_ceil(mss) * 52;
+        let with_headers = |payload: u64| payload + payload.div_ceil(mss) * 52;
+        let low = with_headers(received);
+        let high = with_headers(sent + retransmits * mss);
         let got = u(&c["rx_bytes"]);
-        let off = (got as f64 - expected as f64).abs() / expected as f64;
         eprintln!(
-            "{label}: iperf3 {payload} B payload → {expected} B with headers; iftop via netmon {got} B ({:.2}% off); totals rx {} B vs kernel L3 {} B",
-            off * 100.0,
+            "{label}: iperf3 sent {sent} B, server read {received} B, {retransmits} retransmits → {low}–{high} B on the wire; iftop via netmon {got} B; totals rx {} B vs kernel L3 {} B",
             t["rx_bytes"],
             kernel.rx_bytes - 14 * kernel.rx_packets
         );
-        assert!(off < 0.02, "{label}: {got} B vs {expected} B");
+        assert!(
+            got as f64 >= low as f64 * 0.98 && got as f64 <= high as f64 * 1.02,
+            "{label}: {got} B outside {low}–{high} B ± 2%"
+        );
         // The totals hold the stream, and no more than the kernel saw on B's veth.
         let rx = u(&t["rx_bytes"]);
         assert!(rx >= got && rx as f64 <= (kernel.rx_bytes - 14 * kernel.rx_packets) as f64 * 1.02);
