@@ -816,26 +816,43 @@ fn http_security() {
     );
 }
 
-/// Runs `ping -c 10` from A to B once netmon is attached to A's veth (bounded), while `call`
-/// samples; returns the result and the kernel's counters over the whole span.
+/// Runs `ping -c 10` from A to B inside the window `call` samples, and returns the result and
+/// the kernel's counters over the whole span. The window starts just after netmon attaches both
+/// programs (it snapshots the counters then), so the pings wait until both are attached, plus
+/// 500 ms.
 fn ping_during(
     pair: &VethPair,
     call: impl FnOnce() -> Value + Send,
 ) -> (Value, netmon_tests::Counters) {
     let before = pair.counters_a();
-    let result = std::thread::scope(|s| {
+    let (result, attached, pinged) = std::thread::scope(|s| {
         let h = s.spawn(call);
         let start = Instant::now();
-        while !tcx_programs(&pair.ns_a, &pair.dev_a)
-            .iter()
-            .any(|p| p == "netmon_ingress")
-        {
+        loop {
+            let progs = tcx_programs(&pair.ns_a, &pair.dev_a);
+            if ["netmon_ingress", "netmon_egress"]
+                .iter()
+                .all(|p| progs.iter().any(|q| q == p))
+            {
+                break;
+            }
             assert!(start.elapsed() < 60 * SECOND, "netmon never attached");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        sh(netmon_tests::in_ns(&pair.ns_a, "ping").args(["-c", "10", "-i", "0.2", "-q", ADDR_B4]));
-        h.join().expect("inspector thread")
+        let attached = Instant::now();
+        std::thread::sleep(Duration::from_millis(500));
+        sh(netmon_tests::in_ns(&pair.ns_a, "ping").args(["-c", "10", "-i", "0.1", "-q", ADDR_B4]));
+        let pinged = attached.elapsed();
+        (h.join().expect("inspector thread"), attached, pinged)
     });
+    let _ = attached;
+    let window = result["structuredContent"]["data"]["total_stats"]["window_seconds"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        pinged.as_secs_f64() + 0.5 < window,
+        "the pings ended {pinged:?} after attaching, too close to the {window} s window for a fair comparison"
+    );
     (result, pair.counters_a().since(&before))
 }
 
@@ -880,7 +897,7 @@ fn inspector_cli_stdio_and_http() {
         "--tool-arg",
         &format!("iface={}", pair.dev_a),
         "--tool-arg",
-        "sample_seconds=4",
+        "sample_seconds=6",
     ];
     let (result, kernel) = ping_during(&pair, || {
         let mut args = vec![bin, "serve"];
