@@ -410,3 +410,86 @@ fn cancelled_remote_call_stops_iftop_there() {
     let evs = client.until("done", 30 * SECOND);
     assert_eq!(structured(outcome(&evs, "after"))["success"], true);
 }
+
+/// Login through a real ssh-agent holding the key, and an unlisted host reached with the
+/// call's own username and password once the config allows unlisted hosts.
+#[test]
+fn agent_login_and_allowed_unlisted_host() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Remote::new(false);
+    let sock = r.dir.path("agent.sock");
+    let mut agent = netmon_tests::Spawned(
+        std::process::Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent"),
+    );
+    let start = std::time::Instant::now();
+    while !sock.exists() {
+        assert!(start.elapsed() < 5 * SECOND, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    netmon_tests::sh(
+        std::process::Command::new("ssh-add")
+            .arg(&r.root_key)
+            .env("SSH_AUTH_SOCK", &sock),
+    );
+    let kh = r.known_hosts.display().to_string();
+    let agent_cfg = r.dir.path("agent.toml");
+    std::fs::write(
+        &agent_cfg,
+        format!(
+            "known_hosts = \"{kh}\"\n[[remote_hosts]]\nname = \"b-agent\"\nhost = \"{ADDR_B4}\"\nusername = \"root\"\nauth = \"agent\"\n"
+        ),
+    )
+    .unwrap();
+    let unlisted_cfg = r.dir.path("unlisted.toml");
+    std::fs::write(
+        &unlisted_cfg,
+        format!("known_hosts = \"{kh}\"\nallow_unlisted_hosts = true\n"),
+    )
+    .unwrap();
+
+    let list = |label: &str, args: Value| json!([{"op": "call", "label": label, "tool": "list_network_interfaces", "args": args}]);
+    let pidfile = r.dir.path("agent-pid");
+    let wrapper = format!(
+        "env SSH_AUTH_SOCK={} NETMON_CONFIG={}",
+        sock.display(),
+        agent_cfg.display()
+    );
+    let c = PyClient::stdio_under(
+        &r.pair.ns_a,
+        &pidfile,
+        &wrapper,
+        Handshake::Initialize,
+        &list("agent", json!({"host": "b-agent"})),
+    );
+    let evs = c.until("done", 30 * SECOND);
+    let s = structured(outcome(&evs, "agent"));
+    assert_eq!(s["success"], true, "{s:#}");
+    assert_eq!(s["data"]["host"], "b-agent");
+    assert_eq!(s["data"]["interfaces"], json!(["lo", r.pair.dev_b]));
+
+    let c = r.client(
+        &unlisted_cfg,
+        &json!([
+            {"op": "call", "label": "pw", "tool": "list_network_interfaces",
+             "args": {"host": ADDR_B4, "username": PW_USER, "password": PW}},
+            {"op": "call", "label": "no-pw", "tool": "list_network_interfaces",
+             "args": {"host": ADDR_B4, "username": PW_USER}},
+        ]),
+    );
+    let evs = c.until("done", 30 * SECOND);
+    let s = structured(outcome(&evs, "pw"));
+    assert_eq!(s["success"], true, "{s:#}");
+    assert_eq!(s["data"]["host"], ADDR_B4);
+    let s = structured(outcome(&evs, "no-pw"));
+    assert!(
+        s["message"].as_str().unwrap().contains("no way to log in"),
+        "{s}"
+    );
+    assert!(!read_log(&c.log).contains(PW));
+    let _ = agent.0.kill();
+}
