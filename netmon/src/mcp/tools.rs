@@ -93,12 +93,13 @@ fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
     standard_schema(schema)
 }
 
+/// Read-only and idempotent; open world, because a call may reach a remote host over SSH.
 fn annotations(title: &str) -> ToolAnnotations {
     ToolAnnotations::with_title(title)
         .read_only(true)
         .destructive(false)
         .idempotent(true)
-        .open_world(false)
+        .open_world(true)
 }
 
 /// Both tools, in the order clients see them.
