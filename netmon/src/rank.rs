@@ -4,6 +4,7 @@ use crate::flow::{FlowCounters, FlowId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 /// What the top list is ordered by (descending).
@@ -35,11 +36,11 @@ pub enum GroupBy {
 }
 
 /// A row of the ranking: a connection, or a host pair when grouped (then ports and protocol are
-/// `None`).
+/// `None`). `A` is how hosts are known: addresses from the kernel, text as iftop printed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ranked {
-    pub local: IpAddr,
-    pub remote: IpAddr,
+pub struct Ranked<A = IpAddr> {
+    pub local: A,
+    pub remote: A,
     pub local_port: Option<u16>,
     pub remote_port: Option<u16>,
     pub protocol: Option<u8>,
@@ -56,36 +57,39 @@ fn sort_value(c: &FlowCounters, key: SortKey) -> u64 {
     }
 }
 
-/// Groups, orders (by `key`, then total bytes, then addresses, so equal inputs give equal output)
-/// and keeps the first `top` rows. Also returns how many rows there were before the cut.
-pub fn rank(
-    flows: &[(FlowId, FlowCounters)],
+impl Ranked<IpAddr> {
+    /// One kernel flow as a row; protocols without ports get none.
+    pub fn from_flow(id: &FlowId, c: &FlowCounters) -> Self {
+        let ported = crate::flow::Protocol::has_ports(id.protocol);
+        Ranked {
+            local: id.local,
+            remote: id.remote,
+            local_port: ported.then_some(id.local_port),
+            remote_port: ported.then_some(id.remote_port),
+            protocol: Some(id.protocol),
+            counters: *c,
+            flows: 1,
+        }
+    }
+}
+
+/// Groups (by host pair for [`GroupBy::Host`]), orders (by `key`, then total bytes, then
+/// addresses, so equal inputs give equal output) and keeps the first `top` rows. Also returns how
+/// many rows there were before the cut.
+pub fn rank_rows<A: Clone + Ord + Hash>(
+    rows: Vec<Ranked<A>>,
     key: SortKey,
     by: GroupBy,
     top: usize,
-) -> (Vec<Ranked>, usize) {
-    let mut rows: Vec<Ranked> = match by {
-        GroupBy::Connection => flows
-            .iter()
-            .map(|(id, c)| {
-                let ported = crate::flow::Protocol::has_ports(id.protocol);
-                Ranked {
-                    local: id.local,
-                    remote: id.remote,
-                    local_port: ported.then_some(id.local_port),
-                    remote_port: ported.then_some(id.remote_port),
-                    protocol: Some(id.protocol),
-                    counters: *c,
-                    flows: 1,
-                }
-            })
-            .collect(),
+) -> (Vec<Ranked<A>>, usize) {
+    let mut rows = match by {
+        GroupBy::Connection => rows,
         GroupBy::Host => {
-            let mut hosts: HashMap<(IpAddr, IpAddr), (FlowCounters, u32)> = HashMap::new();
-            for (id, c) in flows {
-                let e = hosts.entry((id.local, id.remote)).or_default();
-                e.0.add(c);
-                e.1 += 1;
+            let mut hosts: HashMap<(A, A), (FlowCounters, u32)> = HashMap::new();
+            for r in rows {
+                let e = hosts.entry((r.local, r.remote)).or_default();
+                e.0.add(&r.counters);
+                e.1 += r.flows;
             }
             hosts
                 .into_iter()
@@ -106,18 +110,32 @@ pub fn rank(
         sort_value(&b.counters, key)
             .cmp(&sort_value(&a.counters, key))
             .then(b.counters.total_bytes().cmp(&a.counters.total_bytes()))
-            .then(
-                (a.local, a.remote, a.local_port, a.remote_port, a.protocol).cmp(&(
-                    b.local,
-                    b.remote,
+            .then_with(|| {
+                (&a.local, &a.remote, a.local_port, a.remote_port, a.protocol).cmp(&(
+                    &b.local,
+                    &b.remote,
                     b.local_port,
                     b.remote_port,
                     b.protocol,
-                )),
-            )
+                ))
+            })
     });
     rows.truncate(top);
     (rows, all)
+}
+
+/// [`rank_rows`] over the kernel's flows.
+pub fn rank(
+    flows: &[(FlowId, FlowCounters)],
+    key: SortKey,
+    by: GroupBy,
+    top: usize,
+) -> (Vec<Ranked>, usize) {
+    let rows = flows
+        .iter()
+        .map(|(id, c)| Ranked::from_flow(id, c))
+        .collect();
+    rank_rows(rows, key, by, top)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The result object, in the shape of the MCP tool contract (`{success, message, data}`), built
 //! from a [`Sample`]. `netmon traffic --json` prints exactly this; the MCP tools return it.
 
+use crate::flow::FlowCounters;
 use crate::flow::Protocol;
 use crate::iface::InterfaceInfo;
 use crate::iftop;
-use crate::rank::{GroupBy, Ranked, SortKey, rank};
+use crate::rank::{GroupBy, Ranked, SortKey, rank, rank_rows};
 use crate::snapshot::Sample;
 use crate::units::{bits_per_second, megabits, megabytes};
 use netmon_common::DirTotals;
@@ -107,6 +108,34 @@ pub struct TotalStats {
     pub tx: Option<DirectionDetail>,
 }
 
+impl TotalStats {
+    /// Totals from bytes alone: MB, Mbps and bit/s derived from them over the window; no
+    /// packet counts or per-direction details (sources that have them add them).
+    fn bytes(iface: &str, rx_bytes: u64, tx_bytes: u64, window_ns: u64) -> Self {
+        let (rx_bps, tx_bps) = (
+            bits_per_second(rx_bytes, window_ns),
+            bits_per_second(tx_bytes, window_ns),
+        );
+        Self {
+            interface: iface.to_string(),
+            tx_total: megabytes(tx_bytes),
+            rx_total: megabytes(rx_bytes),
+            tx_rate_avg: megabits(tx_bps),
+            rx_rate_avg: megabits(rx_bps),
+            tx_bytes,
+            rx_bytes,
+            tx_packets: None,
+            rx_packets: None,
+            tx_bps,
+            rx_bps,
+            window_ns,
+            window_seconds: window_ns as f64 / 1e9,
+            rx: None,
+            tx: None,
+        }
+    }
+}
+
 /// Everything counted in one direction, so no byte goes unaccounted for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DirectionDetail {
@@ -170,7 +199,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn from_ranked(r: &Ranked, window_ns: u64) -> Self {
+    /// `packets`: whether the source counted packets (iftop does not; they are null then).
+    fn from_ranked<A: ToString>(r: &Ranked<A>, window_ns: u64, packets: bool) -> Self {
         let rx_bps = bits_per_second(r.counters.rx_bytes, window_ns);
         let tx_bps = bits_per_second(r.counters.tx_bytes, window_ns);
         Self {
@@ -182,8 +212,8 @@ impl Connection {
             ip_protocol: r.protocol,
             rx_bytes: r.counters.rx_bytes,
             tx_bytes: r.counters.tx_bytes,
-            rx_packets: Some(r.counters.rx_packets),
-            tx_packets: Some(r.counters.tx_packets),
+            rx_packets: packets.then_some(r.counters.rx_packets),
+            tx_packets: packets.then_some(r.counters.tx_packets),
             rx_rate: megabits(rx_bps),
             tx_rate: megabits(tx_bps),
             rx_bps,
@@ -211,31 +241,20 @@ impl TrafficData {
     ) -> Self {
         let w = s.window_ns;
         let (rows, seen) = rank(&s.flows, view.sort, view.by, view.top);
-        let (rx_bps, tx_bps) = (
-            bits_per_second(s.rx.ip_bytes, w),
-            bits_per_second(s.tx.ip_bytes, w),
-        );
         Self {
             host: host.to_string(),
             source,
             total_stats: TotalStats {
-                interface: iface.to_string(),
-                tx_total: megabytes(s.tx.ip_bytes),
-                rx_total: megabytes(s.rx.ip_bytes),
-                tx_rate_avg: megabits(tx_bps),
-                rx_rate_avg: megabits(rx_bps),
-                tx_bytes: s.tx.ip_bytes,
-                rx_bytes: s.rx.ip_bytes,
                 tx_packets: Some(s.tx.ip_packets),
                 rx_packets: Some(s.rx.ip_packets),
-                tx_bps,
-                rx_bps,
-                window_ns: w,
-                window_seconds: w as f64 / 1e9,
                 rx: Some((&s.rx).into()),
                 tx: Some((&s.tx).into()),
+                ..TotalStats::bytes(iface, s.rx.ip_bytes, s.tx.ip_bytes, w)
             },
-            top_connections: rows.iter().map(|r| Connection::from_ranked(r, w)).collect(),
+            top_connections: rows
+                .iter()
+                .map(|r| Connection::from_ranked(r, w, true))
+                .collect(),
             sort: view.sort,
             group_by: view.by,
             top: view.top,
@@ -273,89 +292,37 @@ impl TrafficData {
             format!("{}…", e.host)
         };
         let whole = |b: f64| b.max(0.0).round() as u64;
-        let mut rows: Vec<Connection> = Vec::new();
-        for p in &table.pairs {
-            let (local, remote) = (shown(&p.local, true), shown(&p.remote, false));
-            let (local_port, remote_port) = match view.by {
-                GroupBy::Connection => (p.local.port, p.remote.port),
-                GroupBy::Host => (None, None),
-            };
-            let (rx, tx) = (whole(p.received.cumulative), whole(p.sent.cumulative));
-            if let Some(r) = rows.iter_mut().find(|r| {
-                view.by == GroupBy::Host && r.local_addr == local && r.remote_addr == remote
-            }) {
-                r.rx_bytes += rx;
-                r.tx_bytes += tx;
-                r.flows += 1;
-                continue;
-            }
-            rows.push(Connection {
-                local_addr: local,
-                local_port,
-                remote_addr: remote,
-                remote_port,
+        let rows = table
+            .pairs
+            .iter()
+            .map(|p| Ranked {
+                local: shown(&p.local, true),
+                remote: shown(&p.remote, false),
+                local_port: p.local.port,
+                remote_port: p.remote.port,
                 protocol: None,
-                ip_protocol: None,
-                rx_bytes: rx,
-                tx_bytes: tx,
-                rx_packets: None,
-                tx_packets: None,
-                rx_rate: 0.0,
-                tx_rate: 0.0,
-                rx_bps: 0,
-                tx_bps: 0,
+                counters: FlowCounters {
+                    rx_bytes: whole(p.received.cumulative),
+                    tx_bytes: whole(p.sent.cumulative),
+                    ..Default::default()
+                },
                 flows: 1,
-            });
-        }
-        for r in &mut rows {
-            r.rx_bps = bits_per_second(r.rx_bytes, window_ns);
-            r.tx_bps = bits_per_second(r.tx_bytes, window_ns);
-            r.rx_rate = megabits(r.rx_bps);
-            r.tx_rate = megabits(r.tx_bps);
-        }
-        let key = |c: &Connection| match view.sort {
-            SortKey::Rx => c.rx_bytes,
-            SortKey::Tx => c.tx_bytes,
-            SortKey::Total => c.rx_bytes + c.tx_bytes,
-        };
-        rows.sort_by(|a, b| {
-            key(b)
-                .cmp(&key(a))
-                .then_with(|| a.remote_addr.cmp(&b.remote_addr))
-                .then_with(|| a.remote_port.cmp(&b.remote_port))
-                .then_with(|| a.local_port.cmp(&b.local_port))
-        });
-        let seen = rows.len();
-        rows.truncate(view.top);
-        let (tx_bytes, rx_bytes) = (
-            whole(table.totals.cumulative[0]),
-            whole(table.totals.cumulative[1]),
-        );
-        let (tx_bps, rx_bps) = (
-            bits_per_second(tx_bytes, window_ns),
-            bits_per_second(rx_bytes, window_ns),
-        );
+            })
+            .collect();
+        let (rows, seen) = rank_rows(rows, view.sort, view.by, view.top);
         Self {
             host: host.to_string(),
             source: SourceKind::SshIftop,
-            total_stats: TotalStats {
-                interface: iface.to_string(),
-                tx_total: megabytes(tx_bytes),
-                rx_total: megabytes(rx_bytes),
-                tx_rate_avg: megabits(tx_bps),
-                rx_rate_avg: megabits(rx_bps),
-                tx_bytes,
-                rx_bytes,
-                tx_packets: None,
-                rx_packets: None,
-                tx_bps,
-                rx_bps,
+            total_stats: TotalStats::bytes(
+                iface,
+                whole(table.totals.cumulative[1]),
+                whole(table.totals.cumulative[0]),
                 window_ns,
-                window_seconds: window_ns as f64 / 1e9,
-                rx: None,
-                tx: None,
-            },
-            top_connections: rows,
+            ),
+            top_connections: rows
+                .iter()
+                .map(|r| Connection::from_ranked(r, window_ns, false))
+                .collect(),
             sort: view.sort,
             group_by: view.by,
             top: view.top,
