@@ -159,8 +159,13 @@ pub fn parse_endpoint(s: &str) -> Endpoint {
     }
 }
 
-/// The four value columns after an arrow.
-fn columns(values: &str, line: usize, text: &str) -> Result<Columns, ParseError> {
+/// Exactly `N` iftop sizes separated by spaces; `what` names them in the error.
+fn sizes<const N: usize>(
+    values: &str,
+    line: usize,
+    text: &str,
+    what: &'static str,
+) -> Result<[f64; N], ParseError> {
     let err = |reason| ParseError {
         line,
         reason,
@@ -170,31 +175,23 @@ fn columns(values: &str, line: usize, text: &str) -> Result<Columns, ParseError>
         .split_whitespace()
         .map(|t| parse_size(t).ok_or_else(|| err("a value is not an iftop size like 3.66KB")))
         .collect::<Result<_, _>>()?;
-    match v[..] {
-        [a, b, c, d] => Ok(Columns {
-            last_2s: a,
-            last_10s: b,
-            last_40s: c,
-            cumulative: d,
-        }),
-        _ => Err(err("expected four values (2s, 10s, 40s, cumulative)")),
-    }
+    v.try_into().map_err(|_| err(what))
 }
 
-fn three(values: &str, line: usize, text: &str) -> Result<[f64; 3], ParseError> {
-    let err = |reason| ParseError {
+/// The four value columns after an arrow.
+fn columns(values: &str, line: usize, text: &str) -> Result<Columns, ParseError> {
+    let [last_2s, last_10s, last_40s, cumulative] = sizes(
+        values,
         line,
-        reason,
-        text: text.to_string(),
-    };
-    let v: Vec<f64> = values
-        .split_whitespace()
-        .map(|t| parse_size(t).ok_or_else(|| err("a total is not an iftop size like 3.66KB")))
-        .collect::<Result<_, _>>()?;
-    match v[..] {
-        [a, b, c] => Ok([a, b, c]),
-        _ => Err(err("expected three totals")),
-    }
+        text,
+        "expected four values (2s, 10s, 40s, cumulative)",
+    )?;
+    Ok(Columns {
+        last_2s,
+        last_10s,
+        last_40s,
+        cumulative,
+    })
 }
 
 const TOTALS: [&str; 5] = [
@@ -249,7 +246,7 @@ pub fn parse(text: &str) -> Result<Option<Table>, ParseError> {
                 received: columns(values, n, line)?,
             });
         } else if let Some(k) = TOTALS.iter().position(|l| line.starts_with(l)) {
-            let v = three(&line[TOTALS[k].len()..], n, line)?;
+            let v = sizes(&line[TOTALS[k].len()..], n, line, "expected three totals")?;
             let t = &mut table.totals;
             match k {
                 0 => t.send_rate = v,
