@@ -137,9 +137,9 @@ impl NetmonMcp {
             (None, Some(Auth::Agent)) => Credential::Agent,
             (None, None) => return Err(Error::NoCredential { host: label }),
         };
-        Ok(SshSource {
+        Ok(SshSource::new(
             label,
-            login: Login {
+            Login {
                 host,
                 port,
                 user,
@@ -149,7 +149,7 @@ impl NetmonMcp {
                 connect_timeout: cfg.connect_timeout(),
             },
             sudo,
-        })
+        ))
     }
 
     async fn list_interfaces(&self, target: Target) -> Result<(String, InterfacesData)> {

@@ -10,6 +10,7 @@ use crate::ssh::{Login, Session};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 /// Extra seconds iftop gets after the window: it prints at its first 2 s tick at or after it.
@@ -26,6 +27,26 @@ pub struct SshSource {
     pub login: Login,
     /// Run iftop through `sudo -n`.
     pub sudo: bool,
+    /// One login serves the interface listing and the sample of the same call; the connection
+    /// closes when the source is dropped.
+    session: OnceCell<Session>,
+}
+
+impl SshSource {
+    pub fn new(label: String, login: Login, sudo: bool) -> Self {
+        Self {
+            label,
+            login,
+            sudo,
+            session: OnceCell::new(),
+        }
+    }
+
+    async fn session(&self) -> Result<&Session> {
+        self.session
+            .get_or_try_init(|| Session::open(&self.login))
+            .await
+    }
 }
 
 fn kind_of(link_type: &str, kind: Option<&str>) -> InterfaceKind {
@@ -180,14 +201,12 @@ impl TrafficSource for SshSource {
     }
 
     async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
-        let session = Session::open(&self.login).await?;
+        let session = self.session().await?;
         let cmd =
             format!("export LC_ALL=C; ip -o -d link show && echo {LIST_MARK} && ip -o addr show");
         let out = session
             .exec(&cmd, Instant::now() + LIST_TIMEOUT, |_, _| {})
-            .await;
-        session.close().await;
-        let out = out?;
+            .await?;
         if out.status != Some(0) {
             return Err(Error::Remote {
                 host: self.label.clone(),
@@ -209,7 +228,7 @@ impl TrafficSource for SshSource {
         // iftop's -s takes whole seconds.
         let secs = window.as_secs_f64().ceil().max(1.0) as u64;
         let cmd = iftop_command(&iface.name, secs, self.sudo)?;
-        let session = Session::open(&self.login).await?;
+        let session = self.session().await?;
         let deadline = Instant::now() + Duration::from_secs(secs + IFTOP_GRACE + 2);
         let window_secs = Duration::from_secs(secs);
         // The window runs from iftop's "Listening on" to the table's closing line; progress
@@ -219,15 +238,20 @@ impl TrafficSource for SshSource {
         let mut seen = String::new();
         let out = {
             let run = session.exec(&cmd, deadline, |chunk, at| {
+                // Look at the new text and the few bytes before it (a marker may straddle
+                // chunks), not at all the output again.
+                let from = seen.len().saturating_sub(16);
                 seen.push_str(chunk);
+                let fresh = &seen.as_bytes()[from..];
+                let has = |m: &str| fresh.windows(m.len()).any(|w| w == m.as_bytes());
                 let mut l = listening.lock().unwrap_or_else(|p| p.into_inner());
-                if l.is_none() && seen.contains("Listening on") {
+                if l.is_none() && has("Listening on") {
                     *l = Some(at);
                     progress(Progress::Started {
                         window: window_secs,
                     });
                 }
-                if closed.is_none() && seen.contains("\n====") {
+                if closed.is_none() && has("\n====") {
                     closed = Some(at);
                 }
             });
@@ -249,7 +273,6 @@ impl TrafficSource for SshSource {
             }
         };
         let listening = listening.into_inner().unwrap_or_else(|p| p.into_inner());
-        session.close().await;
         let out = out?;
         let table = iftop::parse(&out.stdout).map_err(|e| Error::Remote {
             host: self.label.clone(),
