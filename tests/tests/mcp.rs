@@ -640,10 +640,11 @@ fn client_disconnect_over_stdio() {
                 .is_some_and(|(_, rest)| !rest.starts_with('Z'))
         })
     };
+    // rmcp alone would keep running handlers for its 5 s drain; netmon stops them on EOF.
     while running() {
         assert!(
-            start.elapsed() < 5 * SECOND,
-            "netmon (pid {}) still running 5 s after its client left:\n{}",
+            start.elapsed() < 2 * SECOND,
+            "netmon (pid {}) still running 2 s after its client left:\n{}",
             pid.trim(),
             read_log(&log)
         );
