@@ -16,7 +16,7 @@ mod parse;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::{classifier, map},
     maps::{HashMap, PerCpuHashMap},
     programs::TcContext,
@@ -132,8 +132,8 @@ fn add_to_flow(
     packets: u64,
     bytes: u64,
 ) -> Result<(), Overflow> {
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let value = match FLOWS.get_ptr_mut(key) {
         Some(v) => v,
         None => {

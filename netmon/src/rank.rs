@@ -106,7 +106,7 @@ pub fn rank_rows<A: Clone + Ord + Hash>(
         }
     };
     let all = rows.len();
-    rows.sort_by(|a, b| {
+    let order = |a: &Ranked<A>, b: &Ranked<A>| {
         sort_value(&b.counters, key)
             .cmp(&sort_value(&a.counters, key))
             .then(b.counters.total_bytes().cmp(&a.counters.total_bytes()))
@@ -119,8 +119,18 @@ pub fn rank_rows<A: Clone + Ord + Hash>(
                     b.protocol,
                 ))
             })
-    });
-    rows.truncate(top);
+    };
+    // Only the top rows need an order: partition around the cut in linear time, then sort what
+    // is kept. Sorting all 262k rows of a big table took ~80 ms.
+    if top < rows.len() {
+        if top == 0 {
+            rows.clear();
+        } else {
+            rows.select_nth_unstable_by(top - 1, order);
+            rows.truncate(top);
+        }
+    }
+    rows.sort_by(order);
     (rows, all)
 }
 

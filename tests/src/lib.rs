@@ -207,8 +207,12 @@ impl Drop for Spawned {
     }
 }
 
-/// The netmon binary next to this test binary (`cargo xtask test` builds it first).
+/// The netmon binary: `$NETMON_BIN` when set (the benchmark runs the release build), else the
+/// one next to this test binary (`cargo xtask test` builds it first).
 pub fn netmon_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("NETMON_BIN") {
+        return bin.into();
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("netmon");

@@ -306,3 +306,33 @@ fn a_full_table_keeps_totals_exact_and_counts_the_overflow() {
         "every byte is in a flow or in the overflow"
     );
 }
+
+#[test]
+fn the_streamed_window_end_equals_the_diff_of_two_snapshots() {
+    let s = source(LinkKind::Ethernet, 1024);
+    let udp = |port: u16| concat(&[&eth(0x0800), &ipv4(17, 0, 12, 0), &ports(port, 53, 8)]);
+    for port in 1000..1050 {
+        run(&s, Direction::Ingress, &udp(port));
+    }
+    let before = s.snapshot(LO);
+    // 25 flows that had an entry get more traffic, 30 are new, 25 stay idle.
+    for port in 1025..1080 {
+        run(&s, Direction::Egress, &udp(port));
+    }
+    let mut streamed = s.sample_since(LO, &before);
+    let mut tables = netmon::snapshot::diff(&before, &s.snapshot(LO));
+    streamed.flows.sort_by_key(|(id, _)| *id);
+    tables.flows.sort_by_key(|(id, _)| *id);
+    assert_eq!(streamed.flows.len(), 55);
+    assert_eq!(streamed.flows, tables.flows);
+    assert_eq!((streamed.rx, streamed.tx), (tables.rx, tables.tx));
+    assert_eq!(streamed.tx.ip_packets, 55);
+    assert_eq!(streamed.rx.ip_packets, 0);
+    // Each egress frame is one 32-byte IP packet on an old or a new flow.
+    assert!(
+        streamed
+            .flows
+            .iter()
+            .all(|(_, c)| c.tx_packets == 1 && c.tx_bytes == 32)
+    );
+}

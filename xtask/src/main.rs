@@ -1,5 +1,5 @@
-//! `cargo xtask setup | build | run -- ARGS | test`: everything a fresh Debian machine needs,
-//! installed only when missing, then netmon built, run or tested.
+//! `cargo xtask setup | build | run -- ARGS | test | bench`: everything a fresh Debian machine
+//! needs, installed only when missing, then netmon built, run, tested or measured.
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -59,6 +59,14 @@ enum Cmd {
     /// ones included) as root.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then measure: criterion benches of the pure hot paths, then (as root) datapath
+    /// overhead and accuracy against iftop, snapshot cost, MCP overhead and memory. Writes
+    /// target/bench/report.{md,json} and prints the targets table. Not part of `test`.
+    Bench {
+        /// Extra arguments for netmon-bench (e.g. `--runs 7`, `--only snapshot`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -284,6 +292,54 @@ fn main() -> Result<()> {
                 .status()
                 .with_context(|| format!("starting {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
+        }
+        Cmd::Bench { args } => {
+            setup()?;
+            let clients = setup_test_clients()?;
+            run(cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "netmon",
+                "-p",
+                "netmon-tests",
+                "--bins",
+            ]))?;
+            let root = workspace_root();
+            let criterion = root.join("target/criterion");
+            // Old results of benches that no longer exist must not reach the report.
+            let _ = std::fs::remove_dir_all(&criterion);
+            run(cargo().args([
+                "bench",
+                "-p",
+                "netmon",
+                "--bench",
+                "hot_paths",
+                "--",
+                "--warm-up-time",
+                "1",
+                "--measurement-time",
+                "3",
+            ]))?;
+            let commit = output(
+                Command::new("git")
+                    .args(["rev-parse", "--short", "HEAD"])
+                    .current_dir(&root),
+            )
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+            let mut bench_args = vec![
+                "--out".to_string(),
+                root.join("target/bench").display().to_string(),
+                "--criterion".into(),
+                criterion.display().to_string(),
+                "--commit".into(),
+                commit,
+            ];
+            bench_args.extend(args);
+            let mut c = privileged(&root.join("target/release/netmon-bench"), &bench_args);
+            c.current_dir(&root).env("NETMON_TEST_CLIENTS", &clients);
+            run(&mut c)
         }
         Cmd::Test { args } => {
             setup()?;

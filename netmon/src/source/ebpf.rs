@@ -6,15 +6,15 @@
 //! programs' filters. Older kernels get a clsact filter of netmon's own; a clsact qdisc is added
 //! only if missing and is never removed, since other tools' filters may hang off it.
 
-use super::{Measured, Progress, ProgressFn, TrafficSource};
+use super::{Measured, Progress, ProgressFn, TrafficSource, batch};
 use crate::error::{Error, Result};
 use crate::flow::{FlowCounters, FlowId};
 use crate::iface::{self, InterfaceInfo};
 use crate::report::SourceKind;
-use crate::snapshot::{Sample, Snapshot, diff, sum_totals};
+use crate::snapshot::{FlowTable, Sample, Snapshot, diff_totals, flow_delta, sum_totals};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuHashMap, PerCpuValues},
+    maps::{HashMap, IterableMap, MapData, PerCpuHashMap, PerCpuValues},
     programs::{
         SchedClassifier, TcAttachType,
         tc::{self, SchedClassifierLinkId},
@@ -251,14 +251,20 @@ impl EbpfSource {
             }
         }
         // The table is shared by all interfaces: give this one's entries back.
-        let stale: Vec<FlowKey> = st
-            .flows
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.ifindex == ifindex)
-            .collect();
-        for k in &stale {
-            let _ = st.flows.remove(k);
+        let mut stale = Vec::new();
+        let mut mine = |k: &FlowKey, _: &FlowValue| {
+            if k.ifindex == ifindex {
+                stale.push(*k);
+            }
+        };
+        if batch::for_each(st.flows.map(), &mut mine).is_err() {
+            st.flows
+                .keys()
+                .filter_map(|k| k.ok())
+                .for_each(|k| mine(&k, &FlowValue::default()));
+        }
+        for k in stale {
+            let _ = st.flows.remove(&k);
         }
         for direction in [Direction::Ingress, Direction::Egress] {
             let _ = st.totals.remove(&TotalsKey {
@@ -270,8 +276,12 @@ impl EbpfSource {
         log::info!("detached from {} (ifindex {ifindex})", a.name);
     }
 
-    /// The current counters of one interface.
-    pub fn snapshot(&self, ifindex: u32) -> Snapshot {
+    /// Reads one interface's totals and passes each of its flows to `f`, under the lock.
+    fn read(
+        &self,
+        ifindex: u32,
+        mut f: impl FnMut(FlowId, FlowCounters),
+    ) -> (u64, DirTotals, DirTotals) {
         let st = self.lock();
         let taken_ns = monotonic_ns();
         let totals = |direction: Direction| {
@@ -287,17 +297,50 @@ impl EbpfSource {
                 .unwrap_or_default()
         };
         let (rx, tx) = (totals(Direction::Ingress), totals(Direction::Egress));
-        let flows = st
-            .flows
-            .iter()
-            .filter_map(|r| r.ok())
-            .filter(|(k, _)| k.ifindex == ifindex)
-            .map(|(k, v)| (FlowId::from_key(&k), FlowCounters::from(&v)))
-            .collect();
+        let mut add = |k: &FlowKey, v: &FlowValue| {
+            if k.ifindex == ifindex {
+                f(FlowId::from_key(k), FlowCounters::from(v));
+            }
+        };
+        if let Err(e) = batch::for_each(st.flows.map(), &mut add) {
+            // Kernels before 5.6 have no batch operations: two syscalls per entry instead.
+            log::debug!("batch lookup unavailable ({e}); reading the flow table key by key");
+            st.flows
+                .iter()
+                .filter_map(|r| r.ok())
+                .for_each(|(k, v)| add(&k, &v));
+        }
+        (taken_ns, rx, tx)
+    }
+
+    /// The current counters of one interface.
+    pub fn snapshot(&self, ifindex: u32) -> Snapshot {
+        let mut flows = FlowTable::default();
+        let (taken_ns, rx, tx) = self.read(ifindex, |id, c| {
+            flows.insert(id, c);
+        });
         Snapshot {
             taken_ns,
             rx,
             tx,
+            flows,
+        }
+    }
+
+    /// What crossed `ifindex` since `before`: the same as [`diff`] of `before` and a fresh
+    /// [`Self::snapshot`], but the flows are diffed as they come out of the kernel, with no table
+    /// built for them. This is the end of every sample window, so it is what callers wait for.
+    pub fn sample_since(&self, ifindex: u32, before: &Snapshot) -> Sample {
+        let mut flows = Vec::with_capacity(before.flows.len());
+        let (taken_ns, rx, tx) = self.read(ifindex, |id, now| {
+            if let Some(d) = flow_delta(before.flows.get(&id), &now) {
+                flows.push((id, d));
+            }
+        });
+        Sample {
+            window_ns: taken_ns.saturating_sub(before.taken_ns),
+            rx: diff_totals(&rx, &before.rx),
+            tx: diff_totals(&tx, &before.tx),
             flows,
         }
     }
@@ -328,7 +371,7 @@ impl EbpfSource {
                 window,
             });
         }
-        Ok(diff(&before, &self.snapshot(iface.index)))
+        Ok(self.sample_since(iface.index, &before))
     }
 }
 

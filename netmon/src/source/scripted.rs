@@ -97,7 +97,8 @@ mod tests {
                         tx_packets: 5,
                     },
                 )]
-                .into(),
+                .into_iter()
+                .collect(),
             },
         }
     }

@@ -1,0 +1,528 @@
+//! The report: medians per load and variant, each target with its figure and whether it is met,
+//! as JSON and Markdown.
+
+use crate::datapath::{Load, Run, Variant};
+use crate::mcp::McpCost;
+use crate::proc::median;
+use crate::snapshot::Cost;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub kernel: String,
+    pub cpu: String,
+    pub cpus: usize,
+    pub memory_gib: f64,
+    pub commit: String,
+    pub date_utc: String,
+}
+
+impl Machine {
+    pub fn here(commit: String) -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let memory_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        Self {
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            cpu,
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            commit,
+            date_utc: date,
+        }
+    }
+}
+
+/// Medians of one load, with ratios taken run by run (each run's variants ran back to back).
+#[derive(Debug, Serialize)]
+pub struct LoadSummary {
+    pub load: Load,
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub runs: usize,
+    pub baseline_rate: f64,
+    pub netmon_rate: f64,
+    pub iftop_rate: f64,
+    /// Median over runs of netmon's rate / the same run's baseline.
+    pub netmon_rate_ratio: f64,
+    pub iftop_rate_ratio: f64,
+    pub netmon_accuracy: f64,
+    pub netmon_accuracy_min: f64,
+    pub netmon_accuracy_max: f64,
+    /// Wire packets equal to the kernel's in every run (`None`: no per-packet truth, offloads on).
+    pub netmon_frames_exact: Option<bool>,
+    pub netmon_unattributed_bytes: u64,
+    pub iftop_accuracy: f64,
+    pub iftop_accuracy_min: f64,
+    /// CPU seconds from the start of each tool's window to its exit (medians).
+    pub netmon_cpu_window_s: f64,
+    pub iftop_cpu_window_s: f64,
+    /// Median over runs of netmon's window CPU / the same run's iftop window CPU.
+    pub cpu_ratio: f64,
+    /// Whole-process CPU seconds (netmon's includes loading the program).
+    pub netmon_cpu_s: f64,
+    pub iftop_cpu_s: f64,
+    pub cpu_ratio_whole: f64,
+    /// The classifier's own time per packet (bpf_stats, in a separate run).
+    pub classifier_ns_per_packet: Option<f64>,
+    /// Floods only: what the baseline spends per packet (1 / its packets/s), and the ratio that
+    /// a classifier of that cost allows at best: baseline / (baseline + classifier).
+    pub baseline_ns_per_packet: Option<f64>,
+    pub ratio_bound: Option<f64>,
+    pub retransmits_median: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CriterionResult {
+    pub id: String,
+    pub median_ns: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub figure: String,
+    pub target: String,
+    pub measured: String,
+    pub met: Option<bool>,
+}
+
+/// Everything the sections measured, before it is summarised.
+pub struct Measured {
+    pub datapath_runs: Vec<Run>,
+    /// The classifier's ns per packet, per load.
+    pub per_packet: Vec<(Load, Option<f64>)>,
+    pub snapshot: Vec<Cost>,
+    pub mcp: Option<McpCost>,
+    pub criterion: Vec<CriterionResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub runs: usize,
+    pub traffic_seconds: u32,
+    pub targets: Vec<Target>,
+    pub loads: Vec<LoadSummary>,
+    pub snapshot: Vec<Cost>,
+    pub mcp: Option<McpCost>,
+    pub criterion: Vec<CriterionResult>,
+    pub datapath_runs: Vec<Run>,
+}
+
+fn of(runs: &[Run], load: Load, variant: Variant) -> Vec<&Run> {
+    runs.iter()
+        .filter(|r| r.load == load && r.variant == variant)
+        .collect()
+}
+
+fn med(v: impl IntoIterator<Item = f64>) -> f64 {
+    median(&v.into_iter().collect::<Vec<_>>()).unwrap_or(f64::NAN)
+}
+
+fn min(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter().fold(f64::NAN, f64::min)
+}
+
+fn max(v: impl IntoIterator<Item = f64>) -> f64 {
+    v.into_iter().fold(f64::NAN, f64::max)
+}
+
+/// Ratios of two variants' figures, paired by run.
+fn paired(a: &[&Run], b: &[&Run], f: impl Fn(&Run) -> Option<f64>) -> f64 {
+    med(a.iter().filter_map(|x| {
+        let y = b.iter().find(|y| y.run == x.run)?;
+        Some(f(x)? / f(y)?)
+    }))
+}
+
+fn summarise(runs: &[Run], load: Load, classifier_ns: Option<f64>) -> Option<LoadSummary> {
+    let (base, nm, it) = (
+        of(runs, load, Variant::Baseline),
+        of(runs, load, Variant::Netmon),
+        of(runs, load, Variant::Iftop),
+    );
+    if base.is_empty() {
+        return None;
+    }
+    let acc = |v: &[&Run]| v.iter().filter_map(|r| r.accuracy).collect::<Vec<_>>();
+    let baseline_rate = med(base.iter().map(|r| r.rate));
+    let baseline_ns = (!load.is_tcp()).then(|| 1e9 / baseline_rate);
+    let retrans: Vec<f64> = nm
+        .iter()
+        .chain(&base)
+        .filter_map(|r| r.retransmits.map(|x| x as f64))
+        .collect();
+    Some(LoadSummary {
+        load,
+        label: load.label(),
+        unit: load.unit(),
+        runs: base.len(),
+        baseline_rate,
+        netmon_rate: med(nm.iter().map(|r| r.rate)),
+        iftop_rate: med(it.iter().map(|r| r.rate)),
+        netmon_rate_ratio: paired(&nm, &base, |r| Some(r.rate)),
+        iftop_rate_ratio: paired(&it, &base, |r| Some(r.rate)),
+        netmon_accuracy: med(acc(&nm)),
+        netmon_accuracy_min: min(acc(&nm)),
+        netmon_accuracy_max: max(acc(&nm)),
+        netmon_frames_exact: nm
+            .iter()
+            .map(|r| r.frames_exact)
+            .try_fold(true, |all, x| x.map(|x| all && x)),
+        netmon_unattributed_bytes: nm.iter().filter_map(|r| r.unattributed_bytes).sum(),
+        iftop_accuracy: med(acc(&it)),
+        iftop_accuracy_min: min(acc(&it)),
+        netmon_cpu_window_s: med(nm.iter().filter_map(|r| r.cpu_window_s)),
+        iftop_cpu_window_s: med(it.iter().filter_map(|r| r.cpu_window_s)),
+        cpu_ratio: paired(&nm, &it, |r| r.cpu_window_s),
+        netmon_cpu_s: med(nm.iter().filter_map(|r| r.cpu_s)),
+        iftop_cpu_s: med(it.iter().filter_map(|r| r.cpu_s)),
+        cpu_ratio_whole: paired(&nm, &it, |r| r.cpu_s),
+        classifier_ns_per_packet: classifier_ns,
+        baseline_ns_per_packet: baseline_ns,
+        ratio_bound: baseline_ns.zip(classifier_ns).map(|(b, c)| b / (b + c)),
+        retransmits_median: median(&retrans),
+    })
+}
+
+/// Medians criterion wrote under `dir` (`<id>/new/estimates.json`), in nanoseconds.
+pub fn criterion_results(dir: &Path) -> Vec<CriterionResult> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if !(p.ends_with("new/benchmark.json")) {
+                continue;
+            }
+            let read = |name: &str| -> Option<serde_json::Value> {
+                let text = std::fs::read_to_string(p.with_file_name(name)).ok()?;
+                serde_json::from_str(&text).ok()
+            };
+            let (Some(bench), Some(est)) = (read("benchmark.json"), read("estimates.json")) else {
+                continue;
+            };
+            if let (Some(id), Some(ns)) = (
+                bench["full_id"].as_str(),
+                est["median"]["point_estimate"].as_f64(),
+            ) {
+                out.push(CriterionResult {
+                    id: id.to_string(),
+                    median_ns: ns,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn fmt_rate(v: f64, unit: &str) -> String {
+    if unit == "bit/s" {
+        format!("{:.2} Gbit/s", v / 1e9)
+    } else {
+        format!("{:.0} kpps", v / 1e3)
+    }
+}
+
+fn met(ok: bool) -> Option<bool> {
+    Some(ok)
+}
+
+impl Report {
+    pub fn build(machine: Machine, runs: usize, traffic_seconds: u32, m: Measured) -> Self {
+        let Measured {
+            datapath_runs,
+            per_packet,
+            snapshot,
+            mcp,
+            criterion,
+        } = m;
+        let loads: Vec<LoadSummary> = Load::ALL
+            .iter()
+            .filter_map(|l| {
+                let ns = per_packet.iter().find(|(x, _)| x == l).and_then(|p| p.1);
+                summarise(&datapath_runs, *l, ns)
+            })
+            .collect();
+        let mut targets = Vec::new();
+        if !loads.is_empty() {
+            let (lo, hi) = (
+                min(loads.iter().map(|l| l.netmon_accuracy_min)),
+                max(loads.iter().map(|l| l.netmon_accuracy_max)),
+            );
+            targets.push(Target {
+                figure: "accuracy (counted / truth), every run of every load".into(),
+                target: "1.000 ± 0.001".into(),
+                measured: format!("{lo:.5} – {hi:.5}"),
+                met: met((lo - 1.0).abs() <= 0.001 && (hi - 1.0).abs() <= 0.001),
+            });
+            for l in &loads {
+                let (what, want) = if l.load.is_tcp() {
+                    ("TCP throughput with netmon / without", 0.99)
+                } else {
+                    ("packets/s with netmon / without", 0.97)
+                };
+                targets.push(Target {
+                    figure: format!("{what}: {}", l.label),
+                    target: format!("≥ {want}"),
+                    measured: format!(
+                        "{:.3} ({} vs {}){}",
+                        l.netmon_rate_ratio,
+                        fmt_rate(l.netmon_rate, l.unit),
+                        fmt_rate(l.baseline_rate, l.unit),
+                        l.ratio_bound
+                            .map(|b| format!(
+                                "; classifier {:.0} ns/packet on a {:.0} ns/packet path bounds it at {b:.3}",
+                                l.classifier_ns_per_packet.unwrap_or(f64::NAN),
+                                l.baseline_ns_per_packet.unwrap_or(f64::NAN)
+                            ))
+                            .unwrap_or_default()
+                    ),
+                    met: met(l.netmon_rate_ratio >= want),
+                });
+            }
+            let worst = max(loads.iter().map(|l| l.cpu_ratio));
+            targets.push(Target {
+                figure: "netmon userspace CPU / iftop's, same window (worst load)".into(),
+                target: "≤ 0.05".into(),
+                measured: format!(
+                    "{worst:.4} ({})",
+                    loads
+                        .iter()
+                        .map(|l| format!("{:.3} s vs {:.3} s", l.netmon_cpu_s, l.iftop_cpu_s))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                met: met(worst <= 0.05),
+            });
+        }
+        if let Some(c) = snapshot.iter().find(|c| c.flows == 65_536) {
+            targets.push(Target {
+                figure: "snapshot + diff + rank, 65,536 flows".into(),
+                target: "≤ 30 ms".into(),
+                measured: format!(
+                    "{:.1} ms (read + diff {:.1}, rank {:.1})",
+                    c.total_ms, c.read_diff_ms, c.rank_ms
+                ),
+                met: met(c.total_ms <= 30.0),
+            });
+        }
+        if let Some(m) = &mcp {
+            targets.push(Target {
+                figure: "get_interface_traffic wall time beyond sample_seconds".into(),
+                target: "≤ 50 ms".into(),
+                measured: format!(
+                    "{:.1} ms median of {}",
+                    m.traffic_overhead_median_ms, m.traffic_calls
+                ),
+                met: met(m.traffic_overhead_median_ms <= 50.0),
+            });
+            targets.push(Target {
+                figure: "RSS of `netmon serve`, idle".into(),
+                target: "≤ 32 MB".into(),
+                measured: format!("{:.1} MB", m.rss_idle_kib as f64 / 1024.0),
+                met: met(m.rss_idle_kib as f64 / 1024.0 <= 32.0),
+            });
+        }
+        Self {
+            machine,
+            runs,
+            traffic_seconds,
+            targets,
+            loads,
+            snapshot,
+            mcp,
+            criterion,
+            datapath_runs,
+        }
+    }
+
+    pub fn summary_table(&self) -> String {
+        let mut s = String::from("| figure | target | measured | met |\n|---|---|---|---|\n");
+        for t in &self.targets {
+            let met = match t.met {
+                Some(true) => "met",
+                Some(false) => "**not met**",
+                None => "n/a",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {met} |",
+                t.figure, t.target, t.measured
+            );
+        }
+        s
+    }
+
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut s = String::new();
+        let _ = writeln!(s, "# netmon benchmark report\n");
+        let _ = writeln!(
+            s,
+            "Machine: {} × {}, {:.1} GiB, Linux {}. Commit {}, {}. {} runs per variant, \
+             {} s of traffic per datapath run; variants interleaved run by run; medians.\n",
+            m.cpus,
+            m.cpu,
+            m.memory_gib,
+            m.kernel,
+            m.commit,
+            m.date_utc,
+            self.runs,
+            self.traffic_seconds
+        );
+        let _ = writeln!(s, "## Targets\n\n{}", self.summary_table());
+        if !self.loads.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Datapath\n\nRates are medians; ratios are medians of per-run ratios against \
+                 the baseline run just before. Accuracy: netmon's IP bytes over the kernel's \
+                 interface counters less 14 B per frame; for TCP with offloads on, netmon's data \
+                 flow less 52 B of headers per segment over iperf3's payload plus its retransmitted \
+                 segments at one MSS each (the kernel counts GSO super-packets there, netmon wire \
+                 segments). iftop: its cumulative total over \
+                 the kernel's counters; iftop prints 3 significant digits, so its figure is only \
+                 good to about ±0.5 %.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| load | baseline | netmon | ratio | iftop | ratio | netmon accuracy (min–max) | iftop accuracy (min) | frames exact | unattributed B | classifier ns/packet (bound) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+            );
+            for l in &self.loads {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.3} | {} | {:.3} | {:.5} ({:.5}–{:.5}) | {:.4} ({:.4}) | {} | {} | {} |",
+                    l.label,
+                    fmt_rate(l.baseline_rate, l.unit),
+                    fmt_rate(l.netmon_rate, l.unit),
+                    l.netmon_rate_ratio,
+                    fmt_rate(l.iftop_rate, l.unit),
+                    l.iftop_rate_ratio,
+                    l.netmon_accuracy,
+                    l.netmon_accuracy_min,
+                    l.netmon_accuracy_max,
+                    l.iftop_accuracy,
+                    l.iftop_accuracy_min,
+                    match l.netmon_frames_exact {
+                        Some(true) => "yes",
+                        Some(false) => "**no**",
+                        None => "n/a (GSO)",
+                    },
+                    l.netmon_unattributed_bytes,
+                    match (l.classifier_ns_per_packet, l.ratio_bound) {
+                        (Some(ns), Some(b)) => format!("{ns:.0} ({b:.3})"),
+                        (Some(ns), None) => format!("{ns:.0}"),
+                        _ => "n/a".into(),
+                    },
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\nUserspace CPU, seconds (medians; window = from each tool's window start to its exit; whole = the process's life, netmon's including loading the program through the verifier):\n\n| load | netmon window | iftop window | ratio | netmon whole | iftop whole | ratio | iperf3 retransmits (median) |\n|---|---|---|---|---|---|---|---|"
+            );
+            for l in &self.loads {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {} |",
+                    l.label,
+                    l.netmon_cpu_window_s,
+                    l.iftop_cpu_window_s,
+                    l.cpu_ratio,
+                    l.netmon_cpu_s,
+                    l.iftop_cpu_s,
+                    l.cpu_ratio_whole,
+                    l.retransmits_median
+                        .map(|r| format!("{r:.0}"))
+                        .unwrap_or_else(|| "n/a".into()),
+                );
+            }
+            s.push('\n');
+        }
+        if !self.snapshot.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Snapshot cost\n\nTable filled through the real classifier with \
+                 BPF_PROG_TEST_RUN, one frame per flow, and every flow given traffic again \
+                 between snapshots. The end of a window reads the kernel's flows and diffs them \
+                 against the window's first snapshot as they come; the last two columns are the \
+                 other way, a full snapshot into a table and a diff of two tables, for \
+                 comparison.\n\n| flows | read + diff (ms) | rank top 10 (ms) | total (ms) | snapshot into a table (ms) | diff of two tables (ms) | RSS growth (MiB) |\n|---|---|---|---|---|---|---|"
+            );
+            for c in &self.snapshot {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                    c.flows,
+                    c.read_diff_ms,
+                    c.rank_ms,
+                    c.total_ms,
+                    c.snapshot_ms,
+                    c.table_diff_ms,
+                    c.rss_growth_kib as f64 / 1024.0
+                );
+            }
+            s.push('\n');
+        }
+        if let Some(mc) = &self.mcp {
+            let _ = writeln!(
+                s,
+                "## MCP (Python `mcp` SDK over stdio)\n\n\
+                 - `get_interface_traffic` (sample_seconds {}): wall time beyond the window, \
+                 median {:.1} ms of {} calls ({}).\n\
+                 - `list_network_interfaces`: median {:.1} ms of {} calls.\n\
+                 - RSS of `netmon serve`: idle {:.1} MiB; after a sample of {} connections {:.1} \
+                 MiB (peak {:.1} MiB); unattributed bytes in that sample: {}.\n",
+                mc.sample_seconds,
+                mc.traffic_overhead_median_ms,
+                mc.traffic_calls,
+                mc.traffic_overhead_ms
+                    .iter()
+                    .map(|v| format!("{v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                mc.list_latency_median_ms,
+                mc.list_calls,
+                mc.rss_idle_kib as f64 / 1024.0,
+                mc.big_sample_connections,
+                mc.rss_after_big_sample_kib as f64 / 1024.0,
+                mc.peak_rss_kib as f64 / 1024.0,
+                mc.big_sample_unattributed_bytes,
+            );
+        }
+        if !self.criterion.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Criterion (pure hot paths)\n\n| bench | median |\n|---|---|"
+            );
+            for c in &self.criterion {
+                let _ = writeln!(s, "| {} | {:.3} ms |", c.id, c.median_ns / 1e6);
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
