@@ -332,7 +332,10 @@ impl Report {
                     "{worst:.4} ({})",
                     loads
                         .iter()
-                        .map(|l| format!("{:.3} s vs {:.3} s", l.netmon_cpu_s, l.iftop_cpu_s))
+                        .map(|l| format!(
+                            "{:.4} s vs {:.4} s",
+                            l.netmon_cpu_window_s, l.iftop_cpu_window_s
+                        ))
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),
@@ -380,12 +383,29 @@ impl Report {
         }
     }
 
-    /// What bounds each missed target, from this run's own figures.
+    /// What bounds each missed target, and which met ones sit inside their own noise, from this
+    /// run's own figures.
     pub fn why_not_met(&self) -> Vec<String> {
         let mut why = Vec::new();
         for l in &self.loads {
             let want = if l.load.is_tcp() { 0.99 } else { 0.97 };
             if l.netmon_rate_ratio >= want {
+                let spread = l.netmon_rate_ratio_max - l.netmon_rate_ratio_min;
+                if spread > 2.0 * (1.0 - want) {
+                    why.push(format!(
+                        "**{}** is met by its median ({:.3}), but per-run ratios spread \
+                         {:.3}–{:.3} and the baseline alone {}–{}: on this shared machine the \
+                         noise is wider than the {:.0} % the target allows, so the figure says \
+                         only that netmon's cost is below that noise.",
+                        l.label,
+                        l.netmon_rate_ratio,
+                        l.netmon_rate_ratio_min,
+                        l.netmon_rate_ratio_max,
+                        fmt_rate(l.baseline_rate_min, l.unit),
+                        fmt_rate(l.baseline_rate_max, l.unit),
+                        (1.0 - want) * 100.0,
+                    ));
+                }
                 continue;
             }
             if let (Some(ns), Some(base), Some(bound)) = (
@@ -395,14 +415,16 @@ impl Report {
             ) {
                 why.push(format!(
                     "**{}**: the classifier costs {ns:.0} ns per packet (bpf_stats run_time_ns / \
-                     run_cnt, which includes the statistics' own two clock reads), on a path that \
-                     spends {base:.0} ns per packet without it, so the ratio cannot exceed \
-                     {bound:.3}; measured {:.3}. A ratio of {want} allows {:.0} ns per packet for \
-                     the whole classifier. perf on this load puts about half of the classifier in \
-                     its three hash-map lookups (link kind, interface totals, flow; the flow key is \
-                     44 bytes) and the rest in the program body; bpf_skb_load_bytes is under 0.2 % \
-                     of samples, and reading headers directly instead measured no gain. One \
-                     flow-table update per packet is what exact per-flow counting costs here.",
+                     run_cnt; that includes the statistics' own two clock reads, so it is an upper \
+                     figure), on a path that spends {base:.0} ns per packet without it, which \
+                     puts the ratio near {bound:.3}; measured {:.3}. A ratio of {want} leaves \
+                     {:.0} ns per packet for the whole classifier. In a perf profile of this load \
+                     taken by hand on this machine, about half of the classifier is its three \
+                     hash-map lookups (link kind, interface totals, flow; the flow key is 44 \
+                     bytes), bpf_skb_load_bytes is under 0.2 % of samples (reading headers \
+                     directly measured no gain), and the clock was the next largest part until \
+                     the coarse clock replaced it. One flow-table update per packet is what exact \
+                     per-flow counting costs on this path.",
                     l.label,
                     l.netmon_rate_ratio,
                     base * (1.0 / want - 1.0),
@@ -603,7 +625,10 @@ impl Report {
         }
         let why = self.why_not_met();
         if !why.is_empty() {
-            let _ = writeln!(s, "## Why the targets not met are missed\n");
+            let _ = writeln!(
+                s,
+                "## Why some targets are not met, and which met ones are noise\n"
+            );
             for w in why {
                 let _ = writeln!(s, "- {w}");
             }
