@@ -8,6 +8,8 @@
 //! - [`flow`]: the kernel's raw flow keys as typed addresses, ports and protocols.
 //! - [`snapshot`]: kernel counters at an instant, and the difference of two over a window.
 //! - [`rank`]: sort key, grouping by host pair, top N.
+//! - [`window`]: iftop's rolling views (2 s, 10 s, 40 s, peak, cumulative) over ticks of an
+//!   always-on sampler.
 //! - [`units`]: MB/Mbps for JSON, iftop's notation for text.
 //! - [`request`]: raw flags and arguments turned into validated requests.
 //! - [`config`]: the config file (remote hosts, SSH policy), parsed and checked.
@@ -38,5 +40,6 @@ pub mod source;
 pub mod ssh;
 pub mod text;
 pub mod units;
+pub mod window;
 
 pub use error::{Error, Result};

@@ -1,0 +1,344 @@
+//! Rolling views of one interface's traffic, as iftop shows them: the last 2 s, 10 s and 40 s,
+//! the peak over the last 40 s, and the total since watching began. Pure: an always-on sampler
+//! feeds [`History::push`] one [`Sample`] per tick (about a second) and asks for views.
+//!
+//! Memory follows what moved, not what exists: each tick keeps only the flows that had traffic
+//! in it, and a flow is forgotten (cumulative figure included) once no tick in the last 40 s
+//! mentions it, as iftop forgets host pairs whose history is all zero. The interface's own
+//! cumulative totals are kept for as long as the history lives.
+
+use crate::flow::{FlowCounters, FlowId};
+use crate::snapshot::{Sample, sum_totals};
+use netmon_common::DirTotals;
+use std::collections::{HashMap, VecDeque};
+
+/// How far back the views reach, like iftop's longest column.
+pub const HISTORY_NS: u64 = 40_000_000_000;
+
+/// The averaging spans iftop prints, in seconds.
+pub const SPANS: [u64; 3] = [2, 10, 40];
+
+/// One tick of history.
+#[derive(Clone, Debug)]
+struct Tick {
+    /// CLOCK_MONOTONIC at the end of the tick.
+    end_ns: u64,
+    sample: Sample,
+}
+
+/// Bytes per second in each direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rate {
+    pub rx: f64,
+    pub tx: f64,
+}
+
+impl Rate {
+    fn of(c: &FlowCounters, ns: u64) -> Self {
+        if ns == 0 {
+            return Self::default();
+        }
+        let per_s = 1e9 / ns as f64;
+        Self {
+            rx: c.rx_bytes as f64 * per_s,
+            tx: c.tx_bytes as f64 * per_s,
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.rx + self.tx
+    }
+}
+
+/// What iftop shows for one row: averages over [`SPANS`], the peak over the history, and the
+/// total since the row appeared.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rolling {
+    /// Averages over the last 2, 10 and 40 s (or as much of each as has been watched).
+    pub averages: [Rate; 3],
+    /// The highest one-tick rate in the last 40 s, per direction and for both together.
+    pub peak: Rate,
+    pub peak_total: f64,
+    pub cumulative: FlowCounters,
+}
+
+/// The traffic of one interface over the last 40 s, tick by tick.
+#[derive(Debug, Default)]
+pub struct History {
+    ticks: VecDeque<Tick>,
+    /// Per flow: counters since it was first seen, and the end of the last tick that moved it.
+    flows: HashMap<FlowId, (FlowCounters, u64)>,
+    /// Interface totals since watching began.
+    pub rx_total: DirTotals,
+    pub tx_total: DirTotals,
+    /// Time watched so far.
+    pub watched_ns: u64,
+}
+
+fn add_totals(acc: &mut DirTotals, t: &DirTotals) {
+    *acc = sum_totals([&*acc, t]);
+}
+
+impl History {
+    /// Adds one tick that ended at `end_ns` (CLOCK_MONOTONIC) and drops what fell out of the last
+    /// 40 s.
+    pub fn push(&mut self, end_ns: u64, sample: Sample) {
+        add_totals(&mut self.rx_total, &sample.rx);
+        add_totals(&mut self.tx_total, &sample.tx);
+        self.watched_ns += sample.window_ns;
+        for (id, c) in &sample.flows {
+            let e = self.flows.entry(*id).or_default();
+            e.0.add(c);
+            e.1 = end_ns;
+        }
+        self.ticks.push_back(Tick { end_ns, sample });
+        let horizon = end_ns.saturating_sub(HISTORY_NS);
+        while self.ticks.front().is_some_and(|t| t.end_ns <= horizon) {
+            self.ticks.pop_front();
+        }
+        self.flows.retain(|_, (_, last)| *last > horizon);
+    }
+
+    /// Flows moved within the last 40 s.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// The newest ticks covering at least `ns` of time (all of them if the history is shorter),
+    /// with the time they actually cover.
+    fn newest(&self, ns: u64) -> (impl Iterator<Item = &Tick>, u64) {
+        let mut covered = 0;
+        let mut n = 0;
+        for t in self.ticks.iter().rev() {
+            if covered >= ns {
+                break;
+            }
+            covered += t.sample.window_ns;
+            n += 1;
+        }
+        (self.ticks.iter().rev().take(n), covered)
+    }
+
+    /// The traffic of the newest ticks covering at least `ns`, merged into one [`Sample`] whose
+    /// `window_ns` says what it really covers; `None` before the first tick. An always-on
+    /// sampler answers a request for the last N seconds with this.
+    pub fn last(&self, ns: u64) -> Option<Sample> {
+        if self.ticks.is_empty() {
+            return None;
+        }
+        let (ticks, covered) = self.newest(ns);
+        let mut rx = DirTotals::default();
+        let mut tx = DirTotals::default();
+        let mut flows: HashMap<FlowId, FlowCounters> = HashMap::new();
+        for t in ticks {
+            add_totals(&mut rx, &t.sample.rx);
+            add_totals(&mut tx, &t.sample.tx);
+            for (id, c) in &t.sample.flows {
+                flows.entry(*id).or_default().add(c);
+            }
+        }
+        Some(Sample {
+            window_ns: covered,
+            rx,
+            tx,
+            flows: flows.into_iter().collect(),
+        })
+    }
+
+    /// iftop's columns for every flow that moved in the last 40 s.
+    pub fn flows(&self) -> HashMap<FlowId, Rolling> {
+        let mut out: HashMap<FlowId, Rolling> = self
+            .flows
+            .iter()
+            .map(|(id, (cum, _))| {
+                (
+                    *id,
+                    Rolling {
+                        cumulative: *cum,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        for (i, span) in SPANS.iter().enumerate() {
+            let (ticks, covered) = self.newest(span * 1_000_000_000);
+            let mut sums: HashMap<FlowId, FlowCounters> = HashMap::new();
+            for t in ticks {
+                for (id, c) in &t.sample.flows {
+                    sums.entry(*id).or_default().add(c);
+                }
+            }
+            for (id, c) in sums {
+                if let Some(r) = out.get_mut(&id) {
+                    r.averages[i] = Rate::of(&c, covered);
+                }
+            }
+        }
+        for t in &self.ticks {
+            for (id, c) in &t.sample.flows {
+                if let Some(r) = out.get_mut(id) {
+                    let rate = Rate::of(c, t.sample.window_ns);
+                    r.peak.rx = r.peak.rx.max(rate.rx);
+                    r.peak.tx = r.peak.tx.max(rate.tx);
+                    r.peak_total = r.peak_total.max(rate.total());
+                }
+            }
+        }
+        out
+    }
+
+    /// iftop's totals lines for the interface (IP bytes, like iftop).
+    pub fn interface(&self) -> Rolling {
+        let bytes = |s: &Sample| FlowCounters {
+            rx_bytes: s.rx.ip_bytes,
+            rx_packets: s.rx.ip_packets,
+            tx_bytes: s.tx.ip_bytes,
+            tx_packets: s.tx.ip_packets,
+        };
+        let mut r = Rolling {
+            cumulative: FlowCounters {
+                rx_bytes: self.rx_total.ip_bytes,
+                rx_packets: self.rx_total.ip_packets,
+                tx_bytes: self.tx_total.ip_bytes,
+                tx_packets: self.tx_total.ip_packets,
+            },
+            ..Default::default()
+        };
+        for (i, span) in SPANS.iter().enumerate() {
+            if let Some(s) = self.last(span * 1_000_000_000) {
+                r.averages[i] = Rate::of(&bytes(&s), s.window_ns);
+            }
+        }
+        for t in &self.ticks {
+            let rate = Rate::of(&bytes(&t.sample), t.sample.window_ns);
+            r.peak.rx = r.peak.rx.max(rate.rx);
+            r.peak.tx = r.peak.tx.max(rate.tx);
+            r.peak_total = r.peak_total.max(rate.total());
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    const S: u64 = 1_000_000_000;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    fn id(port: u16) -> FlowId {
+        FlowId {
+            local: IpAddr::from([10, 0, 0, 1]),
+            remote: IpAddr::from([10, 0, 0, 2]),
+            local_port: port,
+            remote_port: 443,
+            protocol: 6,
+        }
+    }
+
+    /// One second in which each `(port, rx, tx)` moved those bytes (one packet per 1000 B).
+    fn second(flows: &[(u16, u64, u64)]) -> Sample {
+        let mut s = Sample {
+            window_ns: S,
+            ..Default::default()
+        };
+        for &(port, rx, tx) in flows {
+            s.rx.ip_bytes += rx;
+            s.rx.ip_packets += rx / 1000;
+            s.tx.ip_bytes += tx;
+            s.tx.ip_packets += tx / 1000;
+            s.flows.push((
+                id(port),
+                FlowCounters {
+                    rx_bytes: rx,
+                    rx_packets: rx / 1000,
+                    tx_bytes: tx,
+                    tx_packets: tx / 1000,
+                },
+            ));
+        }
+        s
+    }
+
+    /// A known schedule, one tick per second for 60 s:
+    /// - flow 1 receives 10,000 B every second;
+    /// - flow 2 sends a 50,000 B burst at second 5 and at second 30, nothing else;
+    /// - flow 3 receives 1,000 B in second 59 only.
+    fn schedule(until: u64) -> History {
+        let mut h = History::default();
+        for t in 1..=until {
+            let mut f = vec![(1, 10_000, 0)];
+            if t == 5 || t == 30 {
+                f.push((2, 0, 50_000));
+            }
+            if t == 59 {
+                f.push((3, 1_000, 0));
+            }
+            h.push(t * S, second(&f));
+        }
+        h
+    }
+
+    #[test]
+    fn averages_peak_and_cumulative_follow_a_known_schedule() {
+        let h = schedule(31);
+        let flows = h.flows();
+        let f1 = &flows[&id(1)];
+        assert_eq!(f1.averages.map(|r| r.rx), [10_000.0; 3]);
+        assert_eq!(f1.cumulative.rx_bytes, 310_000);
+        let f2 = &flows[&id(2)];
+        // Seconds 30 and 31: one burst in the last 2 s; in the last 10 s; two in 31 s watched.
+        assert_eq!(f2.averages[0].tx, 25_000.0);
+        assert_eq!(f2.averages[1].tx, 5_000.0);
+        assert!(close(f2.averages[2].tx, 100_000.0 / 31.0));
+        assert_eq!(f2.peak.tx, 50_000.0);
+        assert_eq!(f2.cumulative.tx_bytes, 100_000);
+
+        let i = h.interface();
+        assert_eq!(
+            i.averages[0],
+            Rate {
+                rx: 10_000.0,
+                tx: 25_000.0
+            }
+        );
+        assert_eq!(i.peak_total, 60_000.0);
+        assert_eq!(i.cumulative.rx_bytes, 310_000);
+        assert_eq!(i.cumulative.tx_bytes, 100_000);
+    }
+
+    #[test]
+    fn the_views_reach_back_40_s_and_forget_idle_flows() {
+        let h = schedule(60);
+        let flows = h.flows();
+        // Flow 2's last burst was at second 30: 30 s ago, still inside 40 s, averaged over 40 s.
+        let f2 = &flows[&id(2)];
+        assert_eq!(f2.averages[2].tx, 50_000.0 / 40.0);
+        assert_eq!(f2.averages[1].tx, 0.0);
+        // Its bursts were 25 s apart, so it was never forgotten in between: the first one left
+        // the averages but stays in the cumulative figure.
+        assert_eq!(f2.cumulative.tx_bytes, 100_000);
+        let f3 = &flows[&id(3)];
+        assert_eq!(f3.averages[0].rx, 500.0);
+        assert_eq!(h.interface().cumulative.rx_bytes, 601_000);
+        let h = schedule(70);
+        assert!(!h.flows().contains_key(&id(2)), "idle for 40 s: forgotten");
+        assert_eq!(h.flow_count(), 2);
+    }
+
+    #[test]
+    fn last_n_seconds_is_the_merge_of_the_newest_ticks() {
+        let h = schedule(31);
+        let s = h.last(5 * S).expect("ticks");
+        assert_eq!(s.window_ns, 5 * S);
+        assert_eq!(s.rx.ip_bytes, 50_000);
+        assert_eq!(s.tx.ip_bytes, 50_000);
+        let s = h.last(100 * S).expect("ticks");
+        assert_eq!(s.window_ns, 31 * S, "only what was watched, and it says so");
+        assert!(History::default().last(S).is_none());
+    }
+}
