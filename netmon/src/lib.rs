@@ -23,15 +23,19 @@
 //! - [`iface`]: the host's interfaces and default route, from /sys and /proc.
 //! - [`ssh`]: logging in to a remote host (russh, known_hosts) and running one command there.
 //! - [`mcp`]: the MCP server (the contract's two tools) over stdio and Streamable HTTP.
+//! - [`agent`]: always attached, collecting every tick; /metrics and /health over HTTP.
+//! - [`metrics`]: the agent's Prometheus series (the `prometheus` crate's text format).
 //!
 //! Errors are [`error::Error`]; each message names the fix.
 
+pub mod agent;
 pub mod config;
 pub mod error;
 pub mod flow;
 pub mod iface;
 pub mod iftop;
 pub mod mcp;
+pub mod metrics;
 pub mod rank;
 pub mod report;
 pub mod request;

@@ -81,6 +81,61 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Stay attached and export Prometheus metrics on /metrics, with /health, every tick.
+    Agent {
+        /// Interface to watch (repeatable); default: every interface that is up, except lo.
+        #[arg(long, short = 'i')]
+        iface: Vec<String>,
+        /// Export only interfaces that carried traffic in the last 40 s.
+        #[arg(long)]
+        active_only: bool,
+        /// Address for /metrics and /health.
+        #[arg(long, default_value = netmon::agent::http::DEFAULT_ADDR)]
+        listen: SocketAddr,
+        /// Seconds between reads of the kernel's counters (0.1–60).
+        #[arg(long, default_value_t = 1.0)]
+        tick: f64,
+        /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
+        #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
+        table_capacity: u32,
+    },
+}
+
+async fn agent(
+    ifaces: Vec<String>,
+    active_only: bool,
+    listen: SocketAddr,
+    tick: f64,
+    table_capacity: u32,
+) -> anyhow::Result<()> {
+    if !(0.1..=60.0).contains(&tick) {
+        anyhow::bail!("--tick {tick} is out of range: give 0.1 to 60 seconds");
+    }
+    let ifaces = ifaces
+        .iter()
+        .map(|n| netmon::request::IfaceName::parse(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ebpf = EbpfOptions {
+        flow_capacity: table_capacity,
+    };
+    ebpf.validate()?;
+    let agent = netmon::agent::Agent::new(netmon::agent::AgentOptions {
+        ifaces,
+        active_only,
+        tick: std::time::Duration::from_secs_f64(tick),
+        ebpf,
+    })?;
+    let shutdown = shutdown_signal();
+    let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
+    netmon::agent::http::serve(agent, listen, shutdown.clone(), |bound| {
+        // Tests and scripts read the port from this line.
+        eprintln!("netmon: agent serving http://{bound}/metrics and /health");
+    })
+    .await?;
+    shutdown.cancel();
+    let _ = collecting.await;
+    eprintln!("netmon: agent stopped");
+    Ok(())
 }
 
 /// Cancelled on SIGINT or SIGTERM.
@@ -263,6 +318,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
             {
+                eprintln!("netmon: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            iface,
+            active_only,
+            listen,
+            tick,
+            table_capacity,
+        } => {
+            if let Err(e) = agent(iface, active_only, listen, tick, table_capacity).await {
                 eprintln!("netmon: {e:#}");
                 return Ok(ExitCode::from(2));
             }

@@ -30,6 +30,8 @@ const APT_PACKAGES: &[&str] = &[
     "curl",
     "openssh-server",
     "sudo",
+    // promtool, to lint the agent's /metrics.
+    "prometheus",
 ];
 
 /// The real MCP clients the tests drive, pinned: the Python SDK from PyPI and the Inspector CLI

@@ -1,0 +1,306 @@
+//! The agent's Prometheus metrics: NetProbe's set under a `netmon_` prefix, plus the flow table's
+//! fill and overflow. Encoded by the `prometheus` crate, never by hand.
+//!
+//! Counters grow by exactly what each collection's diff found, so `rate()` over them is the
+//! kernel's count. They start at zero when the agent attaches, which Prometheus reads as a
+//! counter reset after a restart, as it should. The text is Prometheus's exposition format 0.0.4
+//! (the `prometheus` crate), which every scraper reads and `promtool check metrics` lints.
+
+use crate::iface::InterfaceInfo;
+use crate::snapshot::Sample;
+use netmon_common::DirTotals;
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{Opts, Registry, TextEncoder};
+
+const DIRECTIONS: [&str; 2] = ["ingress", "egress"];
+const IF_LABELS: &[&str] = &["interface", "ifindex"];
+const DIR_LABELS: &[&str] = &["interface", "ifindex", "direction"];
+const OVERFLOW_LABELS: &[&str] = &["interface", "ifindex", "direction", "reason"];
+const REASONS: [&str; 2] = ["table_full", "insert_failed"];
+
+/// Every series the agent exports, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    packets: IntCounterVec,
+    bytes: IntCounterVec,
+    ip_packets: IntCounterVec,
+    ip_bytes: IntCounterVec,
+    packets_per_second: GaugeVec,
+    bytes_per_second: GaugeVec,
+    unattributed_bytes: IntCounterVec,
+    overflow: IntCounterVec,
+    active: IntGaugeVec,
+    up: IntGaugeVec,
+    collections: IntCounter,
+    last_collection: Gauge,
+    table_entries: IntGauge,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("netmon")
+}
+
+impl Metrics {
+    /// Names and label sets are constants, so registering cannot fail; a failure would be a bug
+    /// caught by the unit test.
+    pub fn new(table_capacity: u32) -> Self {
+        let registry = Registry::new();
+        let counters = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(opts(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(opts(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let int_gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(opts(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let m = Self {
+            packets: counters(
+                "tc_packets_total",
+                "Frames the classifier saw (one per skb, as the kernel's interface counters count).",
+                DIR_LABELS,
+            ),
+            bytes: counters(
+                "tc_bytes_total",
+                "Bytes of those frames, link-layer header included (the interface counters' bytes).",
+                DIR_LABELS,
+            ),
+            ip_packets: counters(
+                "ip_packets_total",
+                "IP packets on the wire (a GSO super-packet counts as its segments).",
+                DIR_LABELS,
+            ),
+            ip_bytes: counters(
+                "ip_bytes_total",
+                "IP bytes on the wire (headers of every segment included), as iftop counts.",
+                DIR_LABELS,
+            ),
+            packets_per_second: gauges(
+                "tc_packets_per_second",
+                "Frames per second over the last collection.",
+                DIR_LABELS,
+            ),
+            bytes_per_second: gauges(
+                "tc_bytes_per_second",
+                "Bytes per second over the last collection.",
+                DIR_LABELS,
+            ),
+            unattributed_bytes: counters(
+                "unattributed_bytes_total",
+                "IP bytes in the totals but in no flow, because the flow table had no room.",
+                DIR_LABELS,
+            ),
+            overflow: counters(
+                "flow_table_overflow_total",
+                "Flow-table inserts refused, by reason (table_full: raise --table-capacity).",
+                OVERFLOW_LABELS,
+            ),
+            active: int_gauges(
+                "interface_active",
+                "1 if the interface carried traffic in the last 40 s.",
+                IF_LABELS,
+            ),
+            up: int_gauges(
+                "interface_up",
+                "1 if the interface is administratively up.",
+                IF_LABELS,
+            ),
+            collections: IntCounter::with_opts(opts(
+                "collection_total",
+                "Collections (reads of the kernel's counters) done.",
+            ))
+            .expect("valid metric"),
+            last_collection: Gauge::with_opts(opts(
+                "last_collection_timestamp_seconds",
+                "Unix time of the last collection.",
+            ))
+            .expect("valid metric"),
+            table_entries: IntGauge::with_opts(opts(
+                "flow_table_entries",
+                "Entries in the kernel flow table.",
+            ))
+            .expect("valid metric"),
+            registry,
+        };
+        let agent_up =
+            IntGauge::with_opts(opts("up", "1 while the agent runs.")).expect("valid metric");
+        agent_up.set(1);
+        let capacity = IntGauge::with_opts(opts(
+            "flow_table_capacity",
+            "Capacity of the kernel flow table.",
+        ))
+        .expect("valid metric");
+        capacity.set(i64::from(table_capacity));
+        for c in [
+            Box::new(m.collections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.last_collection.clone()),
+            Box::new(m.table_entries.clone()),
+            Box::new(agent_up),
+            Box::new(capacity),
+        ] {
+            m.registry.register(c).expect("unique metric");
+        }
+        m
+    }
+
+    /// Adds one collection's diff of `iface`.
+    pub fn record(&self, iface: &InterfaceInfo, sample: &Sample, active: bool) {
+        let idx = iface.index.to_string();
+        let secs = sample.window_ns as f64 / 1e9;
+        let per_s = |v: u64| if secs > 0.0 { v as f64 / secs } else { 0.0 };
+        for (direction, t) in DIRECTIONS.into_iter().zip([&sample.rx, &sample.tx]) {
+            let l = [iface.name.as_str(), idx.as_str(), direction];
+            self.packets.with_label_values(&l).inc_by(t.frames);
+            self.bytes.with_label_values(&l).inc_by(t.frame_bytes);
+            self.ip_packets.with_label_values(&l).inc_by(t.ip_packets);
+            self.ip_bytes.with_label_values(&l).inc_by(t.ip_bytes);
+            self.unattributed_bytes
+                .with_label_values(&l)
+                .inc_by(t.overflow_bytes);
+            self.packets_per_second
+                .with_label_values(&l)
+                .set(per_s(t.frames));
+            self.bytes_per_second
+                .with_label_values(&l)
+                .set(per_s(t.frame_bytes));
+            self.record_overflow(&l, t);
+        }
+        let l = [iface.name.as_str(), idx.as_str()];
+        self.active.with_label_values(&l).set(i64::from(active));
+        self.up.with_label_values(&l).set(i64::from(iface.up));
+    }
+
+    fn record_overflow(&self, l: &[&str; 3], t: &DirTotals) {
+        for (reason, n) in REASONS
+            .into_iter()
+            .zip([t.overflow_table_full, t.overflow_insert_failed])
+        {
+            self.overflow
+                .with_label_values(&[l[0], l[1], l[2], reason])
+                .inc_by(n);
+        }
+    }
+
+    /// Drops every series of an interface that vanished or is no longer exported.
+    pub fn forget(&self, iface: &InterfaceInfo) {
+        let idx = iface.index.to_string();
+        for direction in DIRECTIONS {
+            let l = [iface.name.as_str(), idx.as_str(), direction];
+            for c in [
+                &self.packets,
+                &self.bytes,
+                &self.ip_packets,
+                &self.ip_bytes,
+                &self.unattributed_bytes,
+            ] {
+                let _ = c.remove_label_values(&l);
+            }
+            let _ = self.packets_per_second.remove_label_values(&l);
+            let _ = self.bytes_per_second.remove_label_values(&l);
+            for reason in REASONS {
+                let _ = self
+                    .overflow
+                    .remove_label_values(&[l[0], l[1], l[2], reason]);
+            }
+        }
+        let l = [iface.name.as_str(), idx.as_str()];
+        let _ = self.active.remove_label_values(&l);
+        let _ = self.up.remove_label_values(&l);
+    }
+
+    /// One collection round is over.
+    pub fn collected(&self, unix_seconds: f64, table_entries: usize) {
+        self.collections.inc();
+        self.last_collection.set(unix_seconds);
+        self.table_entries
+            .set(i64::try_from(table_entries).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every series.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::warn!("encoding metrics: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The Content-Type of [`Self::render`]'s text.
+    pub fn content_type() -> &'static str {
+        prometheus::TEXT_FORMAT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iface::InterfaceKind;
+
+    fn eth0() -> InterfaceInfo {
+        InterfaceInfo {
+            name: "eth0".into(),
+            index: 2,
+            up: true,
+            operstate: "up".into(),
+            mac: None,
+            mtu: 1500,
+            kind: InterfaceKind::Ethernet,
+            addresses: vec![],
+        }
+    }
+
+    fn sample(frames: u64, bytes: u64) -> Sample {
+        let t = DirTotals {
+            frames,
+            frame_bytes: bytes,
+            ip_packets: frames,
+            ip_bytes: bytes - 14 * frames,
+            ..Default::default()
+        };
+        Sample {
+            window_ns: 2_000_000_000,
+            rx: t,
+            tx: t,
+            flows: vec![],
+        }
+    }
+
+    #[test]
+    fn counters_add_each_collection_and_rates_cover_the_last() {
+        let m = Metrics::new(65_536);
+        m.record(&eth0(), &sample(10, 1_000), true);
+        m.record(&eth0(), &sample(30, 4_000), true);
+        m.collected(1_800_000_000.5, 42);
+        let text = m.render();
+        for line in [
+            r#"netmon_tc_packets_total{direction="ingress",ifindex="2",interface="eth0"} 40"#,
+            r#"netmon_tc_bytes_total{direction="egress",ifindex="2",interface="eth0"} 5000"#,
+            r#"netmon_ip_bytes_total{direction="egress",ifindex="2",interface="eth0"} 4440"#,
+            r#"netmon_tc_bytes_per_second{direction="ingress",ifindex="2",interface="eth0"} 2000"#,
+            r#"netmon_flow_table_overflow_total{direction="ingress",ifindex="2",interface="eth0",reason="table_full"} 0"#,
+            r#"netmon_interface_active{ifindex="2",interface="eth0"} 1"#,
+            "netmon_up 1",
+            "netmon_collection_total 1",
+            "netmon_flow_table_entries 42",
+            "netmon_flow_table_capacity 65536",
+            "# TYPE netmon_tc_bytes_total counter",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        m.forget(&eth0());
+        assert!(!m.render().contains("eth0"));
+    }
+}

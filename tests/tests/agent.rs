@@ -1,0 +1,224 @@
+//! `netmon agent` as it would run in a container: a non-root user with only CAP_BPF,
+//! CAP_NET_ADMIN and CAP_PERFMON, inside a namespace, counting real traffic. Its /metrics must
+//! equal the kernel's interface counters and pass `promtool check metrics`; its /health must
+//! name what it is attached to.
+
+use netmon_tests::mcp::{curl, drain_pipe, read_log};
+use netmon_tests::{ADDR_B4, Spawned, VethPair, in_ns, netmon_bin, sh};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const LEAST_PRIVILEGE: &[&str] = &[
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all,+bpf,+net_admin,+perfmon",
+    "--ambient-caps=-all,+bpf,+net_admin,+perfmon",
+    "--bounding-set=-all,+bpf,+net_admin,+perfmon",
+];
+
+struct RunningAgent {
+    _child: Spawned,
+    addr: String,
+    log: netmon_tests::mcp::Log,
+}
+
+/// `netmon agent` in `ns` as uid 65534 with the three capabilities; waits (bounded) for its
+/// address.
+fn start_agent(ns: &str, args: &[&str]) -> RunningAgent {
+    let mut child = Spawned(
+        in_ns(ns, "setpriv")
+            .args(LEAST_PRIVILEGE)
+            .arg(netmon_bin())
+            .args(["agent", "--listen", "127.0.0.1:0", "--tick", "0.5"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning netmon agent"),
+    );
+    let stderr = child.0.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stderr);
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = tx.send(Err(seen));
+                return;
+            }
+            seen.push_str(&line);
+            if let Some(rest) = line.split("agent serving http://").nth(1) {
+                let addr = rest.split('/').next().unwrap_or_default().to_string();
+                let _ = tx.send(Ok((addr, r)));
+                return;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok((addr, rest))) => RunningAgent {
+            _child: child,
+            addr,
+            log: drain_pipe(rest.into_inner()),
+        },
+        Ok(Err(seen)) => panic!("the agent exited before serving; stderr:\n{seen}"),
+        Err(_) => panic!("the agent did not serve within 30 s"),
+    }
+}
+
+fn health(ns: &str, a: &RunningAgent) -> Value {
+    let (code, body) = curl(ns, &[&format!("http://{}/health", a.addr)]);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/health is not JSON ({e}): {body}"))
+}
+
+fn collections(h: &Value) -> u64 {
+    h["interfaces"][0]["collections"].as_u64().unwrap_or(0)
+}
+
+/// Waits (bounded) until the agent has collected `more` more times than `since`.
+fn wait_collections(ns: &str, a: &RunningAgent, since: u64, more: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = health(ns, a);
+        if collections(&h) >= since + more {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent stopped collecting: {h}\n{}",
+            read_log(&a.log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value of the one sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let hits: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    assert_eq!(hits.len(), 1, "{name} {labels:?} in:\n{text}");
+    hits[0]
+}
+
+#[test]
+fn agent_with_three_capabilities_counts_what_the_kernel_counts() {
+    let pair = VethPair::new(false);
+    let before = pair.counters_a();
+    let agent = start_agent(&pair.ns_a, &["-i", &pair.dev_a]);
+    let h = wait_collections(&pair.ns_a, &agent, 0, 1);
+    assert_eq!(h["up"], true);
+    assert_eq!(h["interfaces"][0]["name"], pair.dev_a.as_str(), "{h}");
+    assert!(h["ingress_program_id"].as_u64().unwrap_or(0) > 0, "{h}");
+    assert!(h["egress_program_id"].as_u64().unwrap_or(0) > 0, "{h}");
+    assert_eq!(h["flow_table_capacity"], 65_536);
+
+    // UDP (one skb per packet) and ping, so the classifier's frames are the kernel's packets.
+    let _server = netmon_tests::iperf3_server(&pair.ns_b, ADDR_B4);
+    let report = netmon_tests::iperf3_client(
+        &pair.ns_a,
+        &["-c", ADDR_B4, "-u", "-l", "1400", "-b", "40M", "-n", "4M"],
+    );
+    assert!(report["end"]["sum"]["bytes"].as_u64().unwrap_or(0) >= 4_000_000);
+    sh(in_ns(&pair.ns_a, "ping").args(["-c", "5", "-i", "0.2", "-q", ADDR_B4]));
+    pair.wait_quiet();
+    let after = pair.counters_a().since(&before);
+    // Two more collections after the link went quiet: the last one saw everything.
+    let now = collections(&health(&pair.ns_a, &agent));
+    wait_collections(&pair.ns_a, &agent, now, 2);
+
+    let (code, text) = curl(&pair.ns_a, &[&format!("http://{}/metrics", agent.addr)]);
+    assert_eq!(code, 200);
+    let dev = pair.dev_a.as_str();
+    let dir = |d| [("interface", dev), ("direction", d)];
+    let get = |name, d| sample(&text, name, &dir(d)) as u64;
+    assert_eq!(get("netmon_tc_bytes_total", "egress"), after.tx_bytes);
+    assert_eq!(get("netmon_tc_bytes_total", "ingress"), after.rx_bytes);
+    assert_eq!(get("netmon_tc_packets_total", "egress"), after.tx_packets);
+    assert_eq!(get("netmon_tc_packets_total", "ingress"), after.rx_packets);
+    assert!(after.tx_bytes > 4_000_000, "{after:?}");
+    // IP bytes are the frames less their 14-byte Ethernet headers (all of it was IP, bar ARP).
+    let ip = get("netmon_ip_bytes_total", "egress");
+    let arp = after.tx_packets - get("netmon_ip_packets_total", "egress");
+    assert!(arp <= 2, "{arp} non-IP frames");
+    assert_eq!(ip + 28 * arp + 14 * after.tx_packets, after.tx_bytes);
+    assert_eq!(get("netmon_unattributed_bytes_total", "egress"), 0);
+    assert_eq!(
+        sample(&text, "netmon_interface_active", &[("interface", dev)]),
+        1.0
+    );
+    assert!(text.contains("\nnetmon_up 1\n"), "{text}");
+
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("running promtool (apt-get install prometheus)");
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}\n{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+}
+
+#[test]
+fn after_kill_9_a_restarted_agent_is_attached_once_and_counts_from_zero() {
+    let pair = VethPair::new(false);
+    let first = start_agent(&pair.ns_a, &["-i", &pair.dev_a]);
+    wait_collections(&pair.ns_a, &first, 0, 1);
+    sh(in_ns(&pair.ns_a, "ping").args(["-c", "3", "-i", "0.2", "-q", ADDR_B4]));
+    let progs = netmon_tests::tcx_programs(&pair.ns_a, &pair.dev_a);
+    assert_eq!(progs, ["netmon_ingress", "netmon_egress"]);
+    // SIGKILL: no chance to detach. TCX links belong to the process and go with it.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !netmon_tests::tcx_programs(&pair.ns_a, &pair.dev_a).is_empty() {
+        assert!(Instant::now() < deadline, "links outlived the killed agent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pair.wait_quiet();
+    let before = pair.counters_a();
+    let second = start_agent(&pair.ns_a, &["-i", &pair.dev_a]);
+    wait_collections(&pair.ns_a, &second, 0, 1);
+    assert_eq!(
+        netmon_tests::tcx_programs(&pair.ns_a, &pair.dev_a),
+        ["netmon_ingress", "netmon_egress"],
+        "exactly one attachment per direction after the restart"
+    );
+    sh(in_ns(&pair.ns_a, "ping").args(["-c", "2", "-i", "0.2", "-q", ADDR_B4]));
+    pair.wait_quiet();
+    let now = collections(&health(&pair.ns_a, &second));
+    wait_collections(&pair.ns_a, &second, now, 2);
+    let after = pair.counters_a().since(&before);
+    let (_, text) = curl(&pair.ns_a, &[&format!("http://{}/metrics", second.addr)]);
+    // A new process, new counters: only what crossed since the restart (Prometheus sees a reset).
+    let tx = sample(
+        &text,
+        "netmon_tc_packets_total",
+        &[("interface", pair.dev_a.as_str()), ("direction", "egress")],
+    );
+    assert_eq!(tx as u64, after.tx_packets);
+    assert!(after.tx_packets >= 2 && after.tx_packets <= 4, "{after:?}");
+}
