@@ -1,6 +1,6 @@
 //! The config file (TOML): which remote hosts the tools may reach, and how. It is the
 //! contract's `IftopConfig.remote_hosts`. `netmon serve --config PATH`, or `$NETMON_CONFIG`;
-//! `config/netmon.example.toml` is a commented example.
+//! `netmon/config/netmon.example.toml` is a commented example.
 //!
 //! By default only configured hosts can be reached: a model must not be able to make a
 //! privileged server dial anywhere.
@@ -177,7 +177,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../config/netmon.example.toml");
+    const EXAMPLE: &str = include_str!("../config/netmon.example.toml");
 
     #[test]
     fn the_example_parses() {

@@ -25,6 +25,7 @@
 //! - [`mcp`]: the MCP server (the contract's two tools) over stdio and Streamable HTTP.
 //! - [`agent`]: always attached, collecting every tick; /metrics and /health over HTTP.
 //! - [`metrics`]: the agent's Prometheus series (the `prometheus` crate's text format).
+//! - [`http`]: binding and serving an HTTP router until shutdown, for both of the above.
 //!
 //! Errors are [`error::Error`]; each message names the fix.
 
@@ -32,6 +33,7 @@ pub mod agent;
 pub mod config;
 pub mod error;
 pub mod flow;
+pub mod http;
 pub mod iface;
 pub mod iftop;
 pub mod mcp;

@@ -235,9 +235,12 @@ pub fn spawn_netmon(ns: &str, args: &[&str]) -> Spawned {
     Spawned(child)
 }
 
-/// Reads `child`'s stderr until netmon says its window has started (bounded to 30 s); returns a
-/// reader for the rest of stderr.
-pub fn wait_attached(child: &mut Spawned) -> BufReader<std::process::ChildStderr> {
+/// Reads `child`'s stderr until a line contains `needle` (bounded to 30 s); returns that line and
+/// a reader for the rest of stderr. Panics with what was read if netmon exits first.
+pub fn wait_stderr_line(
+    child: &mut Spawned,
+    needle: &'static str,
+) -> (String, BufReader<std::process::ChildStderr>) {
     let stderr = child.0.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -252,8 +255,8 @@ pub fn wait_attached(child: &mut Spawned) -> BufReader<std::process::ChildStderr
                 }
                 Ok(_) => {
                     seen.push_str(&line);
-                    if line.contains("sampling for") {
-                        let _ = tx.send(Ok(r));
+                    if line.contains(needle) {
+                        let _ = tx.send(Ok((line, r)));
                         return;
                     }
                 }
@@ -261,10 +264,16 @@ pub fn wait_attached(child: &mut Spawned) -> BufReader<std::process::ChildStderr
         }
     });
     match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(r)) => r,
-        Ok(Err(stderr)) => panic!("netmon exited before attaching; stderr:\n{stderr}"),
-        Err(_) => panic!("netmon did not attach within 30 s"),
+        Ok(Ok(found)) => found,
+        Ok(Err(stderr)) => panic!("netmon exited before saying {needle:?}; stderr:\n{stderr}"),
+        Err(_) => panic!("netmon did not say {needle:?} within 30 s"),
     }
+}
+
+/// Reads `child`'s stderr until netmon says its window has started (bounded to 30 s); returns a
+/// reader for the rest of stderr.
+pub fn wait_attached(child: &mut Spawned) -> BufReader<std::process::ChildStderr> {
+    wait_stderr_line(child, "sampling for").1
 }
 
 /// Waits for netmon to exit (bounded) and returns its parsed JSON stdout.

@@ -4,9 +4,8 @@
 //! name what it is attached to.
 
 use netmon_tests::mcp::{curl, drain_pipe, read_log};
-use netmon_tests::{ADDR_B4, Spawned, VethPair, in_ns, netmon_bin, sh};
+use netmon_tests::{ADDR_B4, Spawned, VethPair, in_ns, netmon_bin, sh, wait_stderr_line};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -39,33 +38,17 @@ fn start_agent(ns: &str, args: &[&str]) -> RunningAgent {
             .spawn()
             .expect("spawning netmon agent"),
     );
-    let stderr = child.0.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stderr);
-        let mut seen = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = tx.send(Err(seen));
-                return;
-            }
-            seen.push_str(&line);
-            if let Some(rest) = line.split("agent serving http://").nth(1) {
-                let addr = rest.split('/').next().unwrap_or_default().to_string();
-                let _ = tx.send(Ok((addr, r)));
-                return;
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok((addr, rest))) => RunningAgent {
-            _child: child,
-            addr,
-            log: drain_pipe(rest.into_inner()),
-        },
-        Ok(Err(seen)) => panic!("the agent exited before serving; stderr:\n{seen}"),
-        Err(_) => panic!("the agent did not serve within 30 s"),
+    let (line, rest) = wait_stderr_line(&mut child, "agent serving http://");
+    let addr = line
+        .split("agent serving http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    RunningAgent {
+        _child: child,
+        addr,
+        log: drain_pipe(rest.into_inner()),
     }
 }
 

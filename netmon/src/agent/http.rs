@@ -2,7 +2,7 @@
 //! Both are read-only and carry interface names and counters, no flows.
 
 use super::{Agent, Health};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -42,18 +42,5 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .with_state(agent);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Bind { addr, source: e })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Bind { addr, source: e })?;
-    on_bound(bound);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|e| Error::Bind {
-            addr: bound,
-            source: e,
-        })
+    crate::http::serve(app, addr, shutdown, on_bound).await
 }

@@ -180,24 +180,7 @@ pub async fn serve(
     let app = axum::Router::new().nest_service(PATH, service).layer(
         axum::middleware::from_fn_with_state(opts.token, require_token),
     );
-    let listener = tokio::net::TcpListener::bind(opts.addr)
-        .await
-        .map_err(|e| Error::Bind {
-            addr: opts.addr,
-            source: e,
-        })?;
-    let bound = listener.local_addr().map_err(|e| Error::Bind {
-        addr: opts.addr,
-        source: e,
-    })?;
-    on_bound(bound);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|e| Error::Bind {
-            addr: bound,
-            source: e,
-        })
+    crate::http::serve(app, opts.addr, shutdown, on_bound).await
 }
 
 #[cfg(test)]
