@@ -32,12 +32,16 @@ const APT_PACKAGES: &[&str] = &[
     "sudo",
     // promtool, to lint the agent's /metrics.
     "prometheus",
+    // systemd-analyze, to verify the agent's unit file.
+    "systemd",
 ];
 
 /// The real MCP clients the tests drive, pinned: the Python SDK from PyPI and the Inspector CLI
 /// from npm (0.15.x is the line that runs on Node 20).
 const MCP_PYTHON_SDK: &str = "mcp==2.3.0";
 const MCP_INSPECTOR: &str = "@modelcontextprotocol/inspector@0.15.0";
+/// Offline Kubernetes schema validation (bundled schemas), for the agent's DaemonSet.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -237,6 +241,24 @@ fn setup_test_clients() -> Result<PathBuf> {
             "-q",
             "--disable-pip-version-check",
             MCP_PYTHON_SDK,
+        ]))?;
+    }
+
+    let (name, version) = KUBERNETES_VALIDATE
+        .split_once("==")
+        .unwrap_or((KUBERNETES_VALIDATE, ""));
+    let check = format!(
+        "import importlib.metadata as m, sys; sys.exit(m.version('{name}') != '{version}')"
+    );
+    if output(Command::new(&python).args(["-c", &check])).is_some() {
+        eprintln!("xtask: Python {KUBERNETES_VALIDATE} present");
+    } else {
+        eprintln!("xtask: installing Python {KUBERNETES_VALIDATE}");
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            KUBERNETES_VALIDATE,
         ]))?;
     }
 
