@@ -120,9 +120,10 @@ fn driver_name(name: &str) -> Option<String> {
         *dst = src as libc::c_char;
     }
     req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // The request's type differs between glibc (c_ulong) and musl (c_int).
     // SAFETY: SIOCETHTOOL reads the name and writes at most size_of::<EthtoolDrvinfo>() bytes
     // through ifru_data, which points at `info`; both outlive the call.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req) };
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL as libc::Ioctl, &mut req) };
     // SAFETY: fd is ours and still open.
     unsafe { libc::close(fd) };
     if rc != 0 {

@@ -34,7 +34,14 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus",
     // systemd-analyze, to verify the agent's unit file.
     "systemd",
+    // The agent's image: a static musl build, built and run with podman and runc.
+    "musl-tools",
+    "podman",
+    "runc",
 ];
+
+/// Target of the static binary the agent's image holds.
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// The real MCP clients the tests drive, pinned: the Python SDK from PyPI and the Inspector CLI
 /// from npm (0.15.x is the line that runs on Node 20).
@@ -174,6 +181,15 @@ fn setup() -> Result<()> {
             "--toolchain",
             BPF_TOOLCHAIN,
         ]))?;
+    }
+
+    let targets =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if targets.lines().any(|l| l.trim() == MUSL_TARGET) {
+        eprintln!("xtask: rust target {MUSL_TARGET} present");
+    } else {
+        eprintln!("xtask: installing rust target {MUSL_TARGET}");
+        run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
     }
 
     let linker = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
@@ -379,8 +395,10 @@ fn main() -> Result<()> {
                 "-D",
                 "warnings",
             ]))?;
-            // The integration tests run target/debug/netmon, which `cargo test` does not build.
+            // The integration tests run target/debug/netmon, which `cargo test` does not build,
+            // and put the static one in the agent's image.
             run(cargo().args(["build", "-p", "netmon"]))?;
+            run(cargo().args(["build", "-p", "netmon", "--target", MUSL_TARGET]))?;
             let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut test_args = vec![
                 "test".to_string(),
