@@ -205,3 +205,143 @@ fn after_kill_9_a_restarted_agent_is_attached_once_and_counts_from_zero() {
     assert_eq!(tx as u64, after.tx_packets);
     assert!(after.tx_packets >= 2 && after.tx_packets <= 4, "{after:?}");
 }
+
+/// A Prometheus server started by the test inside `ns`, stopped on drop, its data removed.
+struct Prometheus {
+    _child: Spawned,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Loopback inside the test's own namespace, so no port of the host's is taken.
+const PROMETHEUS: &str = "127.0.0.1:19090";
+
+fn start_prometheus(ns: &str, target: &str) -> Prometheus {
+    let dir = std::env::temp_dir().join(netmon_tests::unique("nmprom"));
+    std::fs::create_dir_all(&dir).expect("prometheus dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: netmon\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("prometheus.yml");
+    let child = Spawned(
+        in_ns(ns, "prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={PROMETHEUS}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning prometheus (apt-get install prometheus)"),
+    );
+    Prometheus { _child: child, dir }
+}
+
+/// An instant PromQL query (at `time`, Unix seconds, if given): the one result's value.
+fn promql(ns: &str, query: &str, time: Option<f64>) -> Option<f64> {
+    let mut args = vec![
+        "-G".to_string(),
+        format!("http://{PROMETHEUS}/api/v1/query"),
+        "--data-urlencode".into(),
+        format!("query={query}"),
+    ];
+    if let Some(t) = time {
+        args.extend(["--data-urlencode".into(), format!("time={t}")]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, body) = curl(ns, &refs);
+    if code != 200 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&body).ok()?;
+    let result = v["data"]["result"].as_array()?;
+    if result.len() != 1 {
+        return None;
+    }
+    result[0]["value"][1].as_str()?.parse().ok()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[test]
+fn a_real_prometheus_stores_the_kernels_counts() {
+    let pair = VethPair::new(false);
+    let agent = start_agent(&pair.ns_a, &["-i", &pair.dev_a]);
+    wait_collections(&pair.ns_a, &agent, 0, 1);
+    let _prom = start_prometheus(&pair.ns_a, &agent.addr);
+    let series = format!(
+        "netmon_tc_bytes_total{{direction=\"egress\",interface=\"{}\"}}",
+        pair.dev_a
+    );
+    // Bounded wait until Prometheus has scraped the agent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while promql(&pair.ns_a, &series, None).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped the agent"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Two more scrapes of the quiet link, then mark the start.
+    std::thread::sleep(Duration::from_millis(2500));
+    let t0 = unix_now();
+    let before = pair.counters_a();
+
+    let _server = netmon_tests::iperf3_server(&pair.ns_b, ADDR_B4);
+    let start = Instant::now();
+    netmon_tests::iperf3_client(
+        &pair.ns_a,
+        &["-c", ADDR_B4, "-u", "-l", "1400", "-b", "16M", "-t", "6"],
+    );
+    let busy = start.elapsed().as_secs_f64();
+    pair.wait_quiet();
+    let sent = pair.counters_a().since(&before).tx_bytes;
+    // Let the agent collect and Prometheus scrape the quiet link twice more.
+    std::thread::sleep(Duration::from_millis(2500));
+    let t1 = unix_now();
+
+    let at = |t| promql(&pair.ns_a, &series, Some(t)).expect("a stored sample");
+    let stored = at(t1) - at(t0);
+    assert_eq!(
+        stored as u64, sent,
+        "what Prometheus stored between the marks must be what the kernel counted"
+    );
+    // rate() over the marks. Prometheus divides the increase between the first and last samples
+    // inside the window by the time between them, stretched towards the window's edges; with
+    // scrapes 1 s apart, that time is at least the window less 2 s, and the link was quiet
+    // near both edges. So rate() lies between the exact figure and window / (window - 2 s)
+    // times it.
+    let window_ms = ((t1 - t0) * 1000.0).round();
+    let window = window_ms / 1000.0;
+    let rate = promql(
+        &pair.ns_a,
+        &format!("rate({series}[{window_ms}ms])"),
+        Some(t1),
+    )
+    .expect("a rate");
+    let exact = sent as f64 / window;
+    let upper = window / (window - 2.0);
+    eprintln!(
+        "stored {stored} B = kernel {sent} B; rate() {rate:.0} B/s vs {exact:.0} B/s over {window} s"
+    );
+    assert!(
+        rate / exact >= 0.999 && rate / exact <= upper + 0.001,
+        "rate() {rate:.0} B/s vs the kernel's {exact:.0} B/s over {window} s (traffic for {busy:.1} s)"
+    );
+    assert!(sent > 10_000_000, "{sent}");
+}
