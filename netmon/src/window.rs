@@ -99,6 +99,11 @@ impl History {
         self.flows.retain(|_, (_, last)| *last > horizon);
     }
 
+    /// The newest tick's traffic.
+    pub fn latest(&self) -> Option<&Sample> {
+        self.ticks.back().map(|t| &t.sample)
+    }
+
     /// Flows moved within the last 40 s.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
@@ -204,10 +209,13 @@ impl History {
             },
             ..Default::default()
         };
+        // Totals only: merging the ticks' flows (as `last` does) would be wasted work here, and
+        // the agent asks for this every tick.
         for (i, span) in SPANS.iter().enumerate() {
-            if let Some(s) = self.last(span * 1_000_000_000) {
-                r.averages[i] = Rate::of(&bytes(&s), s.window_ns);
-            }
+            let (ticks, covered) = self.newest(span * 1_000_000_000);
+            let mut sum = FlowCounters::default();
+            ticks.for_each(|t| sum.add(&bytes(&t.sample)));
+            r.averages[i] = Rate::of(&sum, covered);
         }
         for t in &self.ticks {
             let rate = Rate::of(&bytes(&t.sample), t.sample.window_ns);

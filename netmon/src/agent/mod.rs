@@ -160,14 +160,15 @@ impl Agent {
             let now = self.source.snapshot(w.info.index);
             let sample = diff(&w.prev, &now);
             entries += now.flows.len();
-            w.history.push(now.taken_ns, sample.clone());
+            w.history.push(now.taken_ns, sample);
             w.prev = now;
             w.collections += 1;
             let active = w.history.interface().averages[2].total() > 0.0;
-            if self.opts.active_only && !active {
-                self.metrics.forget(&w.info);
-            } else {
-                self.metrics.record(&w.info, &sample, active);
+            match w.history.latest() {
+                Some(sample) if active || !self.opts.active_only => {
+                    self.metrics.record(&w.info, sample, active)
+                }
+                _ => self.metrics.forget(&w.info),
             }
             if let Some(i) = all.iter().find(|i| i.index == w.info.index) {
                 w.info.up = i.up;
