@@ -37,6 +37,16 @@ pub enum Auth {
     Agent,
 }
 
+/// Where the token for a host's agent is read from.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenFrom {
+    /// This environment variable of the netmon process.
+    Env(String),
+    /// The first line of this file.
+    File(PathBuf),
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteHost {
@@ -55,6 +65,11 @@ pub struct RemoteHost {
     pub sudo: bool,
     /// Overrides the global policy for this host.
     pub host_key_policy: Option<HostKeyPolicy>,
+    /// The `/mcp` URL of a `netmon agent` on the host, e.g. `http://10.0.0.5:9465/mcp`. With
+    /// it, the host is asked over HTTP and SSH is not used.
+    pub agent_url: Option<String>,
+    /// The bearer token that agent was started with.
+    pub agent_token: Option<TokenFrom>,
 }
 
 fn default_port() -> u16 {
@@ -114,6 +129,21 @@ impl Config {
             }
             if h.port == 0 {
                 return Err(bad(format!("remote_hosts[{i}] ({}): port 0", h.name)));
+            }
+            match (&h.agent_url, &h.agent_token) {
+                (Some(url), _) if !url.starts_with("http://") => {
+                    return Err(bad(format!(
+                        "remote_hosts[{i}] ({}): agent_url {url:?} must be an http:// URL ending in /mcp (netmon speaks plain HTTP to agents; put a TLS proxy in front for https)",
+                        h.name
+                    )));
+                }
+                (None, Some(_)) => {
+                    return Err(bad(format!(
+                        "remote_hosts[{i}] ({}): agent_token without agent_url",
+                        h.name
+                    )));
+                }
+                _ => {}
             }
             if c.remote_hosts[..i].iter().any(|o| o.name == h.name) {
                 return Err(bad(format!("remote host name {:?} is used twice", h.name)));
@@ -197,6 +227,12 @@ mod tests {
         assert!(c.find("db1").unwrap().sudo);
         assert_eq!(c.find("edge").unwrap().auth, Some(Auth::Agent));
         assert_eq!(c.find("edge").unwrap().port, 2222);
+        let node = c.find("node7").unwrap();
+        assert_eq!(node.agent_url.as_deref(), Some("http://10.0.0.7:9465/mcp"));
+        assert_eq!(
+            node.agent_token,
+            Some(TokenFrom::File("/etc/netmon/agent.token".into()))
+        );
         assert!(c.find("nowhere").is_none());
     }
 
@@ -219,6 +255,20 @@ mod tests {
         );
         let bad_auth = "[[remote_hosts]]\nname='a'\nhost='h'\nauth={ password='x' }\n";
         assert!(Config::parse(bad_auth, p).is_err());
+        let https = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='https://h:9465/mcp'\n";
+        assert!(
+            Config::parse(https, p)
+                .unwrap_err()
+                .to_string()
+                .contains("http://")
+        );
+        let orphan = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_token={ env='T' }\n";
+        assert!(
+            Config::parse(orphan, p)
+                .unwrap_err()
+                .to_string()
+                .contains("without agent_url")
+        );
         let policy = "host_key_policy = 'accept-new'";
         assert_eq!(
             Config::parse(policy, p).unwrap().host_key_policy,

@@ -76,6 +76,32 @@ pub enum Error {
     )]
     HttpNeedsToken { addr: std::net::SocketAddr },
 
+    #[error(
+        "the agent could not answer for {iface}: {reason}; retry, or check `journalctl`/the agent's stderr"
+    )]
+    AgentStalled { iface: String, reason: String },
+
+    #[error(
+        "the netmon agent of {host} ({url}) could not be reached: {detail}; check that `netmon agent` runs there and listens on that address (`curl {url}/../health`)"
+    )]
+    AgentUnreachable {
+        host: String,
+        url: String,
+        detail: String,
+    },
+
+    #[error(
+        "the netmon agent of {host} ({url}) refused the request (HTTP 401): {detail}; give the host `agent_token` in the config with the token the agent was started with (its --token-file or NETMON_MCP_TOKEN)"
+    )]
+    AgentRefused {
+        host: String,
+        url: String,
+        detail: String,
+    },
+
+    #[error("the netmon agent of {host} answered: {message}")]
+    AgentFailed { host: String, message: String },
+
     #[error("the bearer token from {origin} is not usable: {reason}")]
     BadToken { origin: String, reason: String },
 

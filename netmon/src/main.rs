@@ -81,55 +81,114 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
-    /// Stay attached and export Prometheus metrics on /metrics, with /health, every tick.
-    Agent {
-        /// Interface to watch (repeatable); default: every interface that is up, except lo.
-        #[arg(long, short = 'i')]
-        iface: Vec<String>,
-        /// Export only interfaces that carried traffic in the last 40 s.
-        #[arg(long)]
-        active_only: bool,
-        /// Address for /metrics and /health.
-        #[arg(long, default_value = netmon::agent::http::DEFAULT_ADDR)]
-        listen: SocketAddr,
-        /// Seconds between reads of the kernel's counters (0.1–60).
-        #[arg(long, default_value_t = 1.0)]
-        tick: f64,
-        /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
-        #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
-        table_capacity: u32,
-    },
+    /// Stay attached: Prometheus metrics on /metrics, /health, and MCP on /mcp (answered from
+    /// the rolling history), every tick.
+    Agent(AgentArgs),
 }
 
-async fn agent(
-    ifaces: Vec<String>,
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Interface to watch (repeatable); default: every interface that is up, except lo.
+    #[arg(long, short = 'i')]
+    iface: Vec<String>,
+    /// Export only interfaces that carried traffic in the last 40 s.
+    #[arg(long)]
     active_only: bool,
+    /// Address for /metrics, /health and /mcp. /mcp is served on anything but loopback only
+    /// with a token.
+    #[arg(long, default_value = netmon::agent::http::DEFAULT_ADDR)]
     listen: SocketAddr,
+    /// Seconds between reads of the kernel's counters (0.02–60).
+    #[arg(long, default_value_t = 1.0)]
     tick: f64,
+    /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
+    #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
     table_capacity: u32,
-) -> anyhow::Result<()> {
-    if !(0.1..=60.0).contains(&tick) {
-        anyhow::bail!("--tick {tick} is out of range: give 0.1 to 60 seconds");
+    /// Seconds a flow may stay quiet before its kernel entry is removed (its bytes are kept).
+    #[arg(long, default_value_t = netmon::agent::DEFAULT_EVICT_IDLE.as_secs_f64())]
+    evict_idle: f64,
+    /// Export netmon_flow_bytes_per_second for the top K flows per interface (0–100; 0: off).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    flow_series: usize,
+    /// File holding the bearer token /mcp clients must send (else $NETMON_MCP_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Another Host header value to accept on /mcp (a DNS name clients use), repeatable.
+    #[arg(long, value_name = "HOST")]
+    allowed_host: Vec<String>,
+}
+
+impl AgentArgs {
+    /// The flags, checked and typed.
+    fn options(&self) -> anyhow::Result<netmon::agent::AgentOptions> {
+        if !(0.02..=60.0).contains(&self.tick) {
+            anyhow::bail!(
+                "--tick {} is out of range: give 0.02 to 60 seconds",
+                self.tick
+            );
+        }
+        if !(1.0..=3600.0).contains(&self.evict_idle) {
+            anyhow::bail!(
+                "--evict-idle {} is out of range: give 1 to 3600 seconds",
+                self.evict_idle
+            );
+        }
+        if self.flow_series > netmon::metrics::MAX_FLOW_SERIES {
+            anyhow::bail!(
+                "--flow-series {} is too many: at most {} per interface keeps Prometheus's series count bounded",
+                self.flow_series,
+                netmon::metrics::MAX_FLOW_SERIES
+            );
+        }
+        let ebpf = EbpfOptions {
+            flow_capacity: self.table_capacity,
+        };
+        ebpf.validate()?;
+        Ok(netmon::agent::AgentOptions {
+            ifaces: self
+                .iface
+                .iter()
+                .map(|n| netmon::request::IfaceName::parse(n))
+                .collect::<Result<Vec<_>, _>>()?,
+            active_only: self.active_only,
+            tick: std::time::Duration::from_secs_f64(self.tick),
+            ebpf,
+            evict_idle: std::time::Duration::from_secs_f64(self.evict_idle),
+            flow_series: self.flow_series,
+        })
     }
-    let ifaces = ifaces
-        .iter()
-        .map(|n| netmon::request::IfaceName::parse(n))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ebpf = EbpfOptions {
-        flow_capacity: table_capacity,
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let opts = args.options()?;
+    let token = match &args.token_file {
+        Some(path) => Some(http::Token::from_file(path)?),
+        None => http::Token::from_env()?,
     };
-    ebpf.validate()?;
-    let agent = netmon::agent::Agent::new(netmon::agent::AgentOptions {
-        ifaces,
-        active_only,
-        tick: std::time::Duration::from_secs_f64(tick),
-        ebpf,
-    })?;
+    // /mcp's gates; a missing token on a public address turns /mcp off instead of failing, so
+    // a DaemonSet without a token Secret still serves metrics.
+    let http_opts = match http::HttpOptions::new(args.listen, token, args.allowed_host, vec![]) {
+        Ok(o) => Some(o),
+        Err(netmon::Error::HttpNeedsToken { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let agent = netmon::agent::Agent::new(opts)?;
+    let mcp = http_opts.filter(netmon::agent::http::mcp_allowed).map(|o| {
+        let handler = NetmonMcp::for_agent(agent.clone(), netmon::config::Config::default());
+        (handler, o)
+    });
+    let served = match &mcp {
+        Some((_, o)) if o.token.is_some() => "/metrics, /health and /mcp (bearer token required)",
+        Some(_) => "/metrics, /health and /mcp (loopback, no token)",
+        None => {
+            "/metrics and /health; no /mcp: give --token-file or NETMON_MCP_TOKEN to serve it off loopback"
+        }
+    };
     let shutdown = shutdown_signal();
     let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
-    netmon::agent::http::serve(agent, listen, shutdown.clone(), |bound| {
+    netmon::agent::http::serve(agent, args.listen, mcp, shutdown.clone(), |bound| {
         // Tests and scripts read the port from this line.
-        eprintln!("netmon: agent serving http://{bound}/metrics and /health");
+        eprintln!("netmon: agent serving http://{bound}/ with {served}");
     })
     .await?;
     shutdown.cancel();
@@ -323,14 +382,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Agent {
-            iface,
-            active_only,
-            listen,
-            tick,
-            table_capacity,
-        } => {
-            if let Err(e) = agent(iface, active_only, listen, tick, table_capacity).await {
+        Command::Agent(args) => {
+            if let Err(e) = agent(args).await {
                 eprintln!("netmon: {e:#}");
                 return Ok(ExitCode::from(2));
             }

@@ -6,17 +6,62 @@
 //! counter reset after a restart, as it should. The text is Prometheus's exposition format 0.0.4
 //! (the `prometheus` crate), which every scraper reads and `promtool check metrics` lints.
 
+use crate::flow::{FlowId, Protocol};
 use crate::iface::InterfaceInfo;
 use crate::snapshot::Sample;
+use crate::window::Rate;
 use netmon_common::DirTotals;
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 use prometheus::{Opts, Registry, TextEncoder};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 const DIRECTIONS: [&str; 2] = ["ingress", "egress"];
 const IF_LABELS: &[&str] = &["interface", "ifindex"];
 const DIR_LABELS: &[&str] = &["interface", "ifindex", "direction"];
 const OVERFLOW_LABELS: &[&str] = &["interface", "ifindex", "direction", "reason"];
 const REASONS: [&str; 2] = ["table_full", "insert_failed"];
+const EVICT_LABELS: &[&str] = &["reason"];
+const FLOW_LABELS: &[&str] = &[
+    "interface",
+    "direction",
+    "protocol",
+    "local",
+    "local_port",
+    "remote",
+    "remote_port",
+];
+/// Most per-flow series one interface may export (`--flow-series`).
+pub const MAX_FLOW_SERIES: usize = 100;
+
+/// Why idle flows left the kernel table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvictReason {
+    /// Quiet for longer than the agent's `--evict-idle`.
+    Idle,
+    /// The table was three-quarters full, so flows quiet for two ticks went.
+    Pressure,
+}
+
+impl EvictReason {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Pressure => "pressure",
+        }
+    }
+}
+
+fn protocol_label(n: u8) -> String {
+    match Protocol::from_number(n) {
+        Protocol::Tcp => "tcp".into(),
+        Protocol::Udp => "udp".into(),
+        Protocol::Icmp => "icmp".into(),
+        Protocol::Icmpv6 => "icmpv6".into(),
+        Protocol::Sctp => "sctp".into(),
+        Protocol::Other => n.to_string(),
+    }
+}
 
 /// Every series the agent exports, registered once.
 #[derive(Debug)]
@@ -35,6 +80,10 @@ pub struct Metrics {
     collections: IntCounter,
     last_collection: Gauge,
     table_entries: IntGauge,
+    evictions: IntCounterVec,
+    flow_rate: GaugeVec,
+    /// The label values of each interface's exported flow series, to remove them.
+    flow_series: Mutex<HashMap<String, Vec<[String; 7]>>>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -133,6 +182,17 @@ impl Metrics {
                 "Entries in the kernel flow table.",
             ))
             .expect("valid metric"),
+            evictions: counters(
+                "flow_table_evictions_total",
+                "Idle flows removed from the kernel table, by reason (idle: quiet for --evict-idle; pressure: the table was three-quarters full).",
+                EVICT_LABELS,
+            ),
+            flow_rate: gauges(
+                "flow_bytes_per_second",
+                "IP bytes per second of the top flows over the last 10 s (only with --flow-series K: K flows per interface).",
+                FLOW_LABELS,
+            ),
+            flow_series: Mutex::default(),
             registry,
         };
         let agent_up =
@@ -219,6 +279,49 @@ impl Metrics {
         let l = [iface.name.as_str(), idx.as_str()];
         let _ = self.active.remove_label_values(&l);
         let _ = self.up.remove_label_values(&l);
+        self.forget_flows(&iface.name);
+    }
+
+    /// Counts idle flows removed from the kernel table.
+    pub fn evicted(&self, reason: EvictReason, n: usize) {
+        self.evictions
+            .with_label_values(&[reason.label()])
+            .inc_by(n as u64);
+    }
+
+    /// Replaces `iface`'s per-flow series with `top`. The series of a flow that left the top
+    /// are removed, so the exported set never grows beyond what the caller passes.
+    pub fn set_flows(&self, iface: &str, top: &[(FlowId, Rate)]) {
+        self.forget_flows(iface);
+        let mut exported = Vec::with_capacity(top.len() * 2);
+        for (id, rate) in top {
+            for (direction, v) in DIRECTIONS.into_iter().zip([rate.rx, rate.tx]) {
+                let labels = [
+                    iface.to_string(),
+                    direction.to_string(),
+                    protocol_label(id.protocol),
+                    id.local.to_string(),
+                    id.local_port.to_string(),
+                    id.remote.to_string(),
+                    id.remote_port.to_string(),
+                ];
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                self.flow_rate.with_label_values(&refs).set(v);
+                exported.push(labels);
+            }
+        }
+        self.flow_series().insert(iface.to_string(), exported);
+    }
+
+    fn flow_series(&self) -> MutexGuard<'_, HashMap<String, Vec<[String; 7]>>> {
+        self.flow_series.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget_flows(&self, iface: &str) {
+        for labels in self.flow_series().remove(iface).unwrap_or_default() {
+            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = self.flow_rate.remove_label_values(&refs);
+        }
     }
 
     /// One collection round is over.
@@ -302,5 +405,42 @@ mod tests {
         }
         m.forget(&eth0());
         assert!(!m.render().contains("eth0"));
+    }
+
+    #[test]
+    fn flow_series_are_replaced_not_accumulated() {
+        let m = Metrics::new(1024);
+        let id = |port: u16| FlowId {
+            local: "10.0.0.1".parse().unwrap(),
+            remote: "10.0.0.2".parse().unwrap(),
+            local_port: port,
+            remote_port: 443,
+            protocol: 6,
+        };
+        let r = |rx: f64| Rate { rx, tx: rx / 2.0 };
+        m.set_flows("eth0", &[(id(1), r(100.0)), (id(2), r(50.0))]);
+        m.set_flows("eth1", &[(id(3), r(7.0))]);
+        m.set_flows("eth0", &[(id(2), r(80.0))]);
+        let text = m.render();
+        let series = |t: &str| {
+            t.lines()
+                .filter(|l| l.starts_with("netmon_flow_bytes_per_second{"))
+                .count()
+        };
+        // eth0: one flow × two directions; eth1: the same.
+        assert_eq!(series(&text), 4, "{text}");
+        assert!(text.contains(r#"netmon_flow_bytes_per_second{direction="ingress",interface="eth0",local="10.0.0.1",local_port="2",protocol="tcp",remote="10.0.0.2",remote_port="443"} 80"#), "{text}");
+        assert!(!text.contains(r#"local_port="1""#));
+        m.evicted(EvictReason::Pressure, 3);
+        assert!(
+            m.render()
+                .contains(r#"netmon_flow_table_evictions_total{reason="pressure"} 3"#)
+        );
+        m.forget(&InterfaceInfo {
+            name: "eth1".into(),
+            index: 3,
+            ..eth0()
+        });
+        assert_eq!(series(&m.render()), 2);
     }
 }

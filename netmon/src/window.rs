@@ -99,6 +99,11 @@ impl History {
         self.flows.retain(|_, (_, last)| *last > horizon);
     }
 
+    /// When the newest tick ended (CLOCK_MONOTONIC).
+    pub fn newest_end_ns(&self) -> Option<u64> {
+        self.ticks.back().map(|t| t.end_ns)
+    }
+
     /// The newest tick's traffic.
     pub fn latest(&self) -> Option<&Sample> {
         self.ticks.back().map(|t| &t.sample)

@@ -336,3 +336,64 @@ fn the_streamed_window_end_equals_the_diff_of_two_snapshots() {
             .all(|(_, c)| c.tx_packets == 1 && c.tx_bytes == 32)
     );
 }
+
+#[test]
+fn idle_flows_leave_the_table_and_every_byte_stays_counted() {
+    use netmon::source::ebpf::coarse_now_ns;
+    let s = source(LinkKind::Ethernet, 1024);
+    let udp = |port: u16| concat(&[&eth(0x0800), &ipv4(17, 0, 12, 0), &ports(port, 53, 8)]);
+    let start = s.snapshot(LO);
+    let mut counted = 0u64;
+    let mut add = |sample: &netmon::snapshot::Sample| {
+        counted += sample
+            .flows
+            .iter()
+            .map(|(_, c)| c.rx_bytes + c.tx_bytes)
+            .sum::<u64>();
+    };
+    // 50 flows, then quiet; the coarse clock moves a jiffy (at most 10 ms) at a time.
+    for port in 1000..1050 {
+        run(&s, Direction::Ingress, &udp(port));
+    }
+    let first = s.tick(LO, &start, None);
+    assert_eq!((first.evicted, first.sample.flows.len()), (0, 50));
+    add(&first.sample);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let quiet_before = coarse_now_ns();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // 10 of them move again, after the cutoff (ingress again: an egress frame with the same
+    // addresses would be another connection, its local and remote ends swapped).
+    for port in 1000..1010 {
+        run(&s, Direction::Ingress, &udp(port));
+    }
+    let second = s.tick(LO, &first.now, Some(quiet_before));
+    assert_eq!(second.evicted, 40, "the 40 quiet flows leave the table");
+    assert_eq!(second.now.flows.len(), 10);
+    assert_eq!(
+        s.snapshot(LO).flows.len(),
+        10,
+        "the kernel table holds only the flows that moved"
+    );
+    assert_eq!(second.sample.flows.len(), 10);
+    add(&second.sample);
+    // Evicted flows that come back are new entries, counted from zero: once, not twice.
+    for port in 1040..1045 {
+        run(&s, Direction::Ingress, &udp(port));
+        run(&s, Direction::Ingress, &udp(port));
+    }
+    let third = s.tick(LO, &second.now, Some(quiet_before));
+    assert_eq!(third.evicted, 0);
+    assert_eq!(third.sample.flows.len(), 5);
+    assert!(
+        third
+            .sample
+            .flows
+            .iter()
+            .all(|(_, c)| c.rx_packets == 2 && c.rx_bytes == 64)
+    );
+    add(&third.sample);
+    let totals = s.snapshot(LO);
+    let ip_bytes = totals.rx.ip_bytes + totals.tx.ip_bytes;
+    assert_eq!(ip_bytes, (50 + 10 + 10) * 32);
+    assert_eq!(counted, ip_bytes, "every byte is in exactly one tick's flows");
+}

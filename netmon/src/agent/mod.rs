@@ -4,25 +4,34 @@
 //! Interfaces are re-listed every tick, so ones that appear are attached and ones that vanish are
 //! dropped (with their series) while the agent runs.
 
+pub mod client;
 pub mod http;
+pub mod source;
 
 use crate::error::Result;
+use crate::flow::FlowId;
 use crate::iface::{self, InterfaceInfo, InterfaceKind};
-use crate::metrics::Metrics;
+use crate::metrics::{EvictReason, Metrics};
 use crate::request::IfaceName;
-use crate::snapshot::{Snapshot, diff};
-use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource};
-use crate::window::History;
+use crate::snapshot::{Sample, Snapshot};
+use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource, coarse_now_ns};
+use crate::window::{History, Rate, Rolling};
 use netmon_common::Direction;
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 /// The tick: how often the kernel's counters are read.
 pub const DEFAULT_TICK: Duration = Duration::from_secs(1);
+/// How long a flow may stay quiet before its kernel entry is removed.
+pub const DEFAULT_EVICT_IDLE: Duration = Duration::from_secs(60);
+/// Table fill (in quarters) from which flows quiet for [`PRESSURE_TICKS`] ticks are removed.
+const PRESSURE_QUARTERS: usize = 3;
+const PRESSURE_TICKS: u32 = 2;
 
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
@@ -32,6 +41,41 @@ pub struct AgentOptions {
     pub active_only: bool,
     pub tick: Duration,
     pub ebpf: EbpfOptions,
+    /// Quiet time after which a flow's kernel entry is removed (its bytes are kept).
+    pub evict_idle: Duration,
+    /// Export per-flow rate series for this many top flows per interface (0: none).
+    pub flow_series: usize,
+}
+
+/// The coarse-clock instant before which a flow's last packet makes its entry leave the kernel
+/// table, and why: after `idle` normally, after two ticks once the table is three-quarters full,
+/// so a busy host keeps room for new flows instead of overflowing. Pure.
+pub fn evict_before(
+    coarse_now_ns: u64,
+    idle: Duration,
+    tick: Duration,
+    entries: usize,
+    capacity: u32,
+) -> (u64, EvictReason) {
+    if entries * 4 >= capacity as usize * PRESSURE_QUARTERS {
+        let quiet = (tick * PRESSURE_TICKS).as_nanos() as u64;
+        (coarse_now_ns.saturating_sub(quiet), EvictReason::Pressure)
+    } else {
+        let quiet = idle.as_nanos() as u64;
+        (coarse_now_ns.saturating_sub(quiet), EvictReason::Idle)
+    }
+}
+
+/// The `k` flows with the highest 10 s average (both directions), highest first. Pure.
+pub fn top_flows(flows: HashMap<FlowId, Rolling>, k: usize) -> Vec<(FlowId, Rate)> {
+    let mut v: Vec<(FlowId, Rate)> = flows
+        .into_iter()
+        .map(|(id, r)| (id, r.averages[1]))
+        .filter(|(_, r)| r.total() > 0.0)
+        .collect();
+    v.sort_by(|a, b| b.1.total().total_cmp(&a.1.total()).then(a.0.cmp(&b.0)));
+    v.truncate(k);
+    v
 }
 
 /// Which of `all` the agent should watch. Pure.
@@ -62,6 +106,22 @@ pub struct Agent {
     watched: Mutex<BTreeMap<u32, Watched>>,
     pub metrics: Metrics,
     last_collection_unix: Mutex<Option<f64>>,
+    /// Kernel table entries after the last round, for the eviction policy and /health.
+    entries: AtomicUsize,
+    evicted: AtomicU64,
+}
+
+/// What the agent has recorded of one interface, for answering a request from history.
+pub enum Recorded {
+    /// Not watched: the agent never attached to it (or it vanished).
+    NotWatched,
+    /// Watched for `watched_ns`; `sample` covers the newest ticks spanning at least the asked
+    /// window (or all of them, when less was watched), and ended `age_ns` ago.
+    Watched {
+        watched_ns: u64,
+        age_ns: u64,
+        sample: Option<Box<Sample>>,
+    },
 }
 
 /// `/health`: is the agent up, what is it attached to, and how full is the flow table.
@@ -75,6 +135,10 @@ pub struct Health {
     pub last_collection_unix: Option<f64>,
     pub flow_table_entries: usize,
     pub flow_table_capacity: u32,
+    /// Idle entries removed from the kernel table since start (their bytes were kept).
+    pub flow_table_evictions: u64,
+    /// Whether `/mcp` is served on this port.
+    pub mcp: bool,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -102,6 +166,8 @@ impl Agent {
             opts,
             watched: Mutex::new(BTreeMap::new()),
             last_collection_unix: Mutex::new(None),
+            entries: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
         }))
     }
 
@@ -155,25 +221,41 @@ impl Agent {
                 Err(e) => log::warn!("not watching {}: {e}", info.name),
             }
         }
+        let (idle_before, reason) = evict_before(
+            coarse_now_ns(),
+            self.opts.evict_idle,
+            self.opts.tick,
+            self.entries.load(Ordering::Relaxed),
+            self.opts.ebpf.flow_capacity,
+        );
         let mut entries = 0;
         for w in watched.values_mut() {
-            let now = self.source.snapshot(w.info.index);
-            let sample = diff(&w.prev, &now);
-            entries += now.flows.len();
-            w.history.push(now.taken_ns, sample);
-            w.prev = now;
-            w.collections += 1;
-            let active = w.history.interface().averages[2].total() > 0.0;
-            match w.history.latest() {
-                Some(sample) if active || !self.opts.active_only => {
-                    self.metrics.record(&w.info, sample, active)
-                }
-                _ => self.metrics.forget(&w.info),
+            let tick = self.source.tick(w.info.index, &w.prev, Some(idle_before));
+            entries += tick.now.flows.len();
+            if tick.evicted > 0 {
+                self.metrics.evicted(reason, tick.evicted);
+                self.evicted
+                    .fetch_add(tick.evicted as u64, Ordering::Relaxed);
             }
+            w.history.push(tick.now.taken_ns, tick.sample);
+            w.prev = tick.now;
+            w.collections += 1;
             if let Some(i) = all.iter().find(|i| i.index == w.info.index) {
                 w.info.up = i.up;
             }
+            let active = w.history.interface().averages[2].total() > 0.0;
+            match w.history.latest() {
+                Some(sample) if active || !self.opts.active_only => {
+                    self.metrics.record(&w.info, sample, active);
+                    if self.opts.flow_series > 0 {
+                        let top = top_flows(w.history.flows(), self.opts.flow_series);
+                        self.metrics.set_flows(&w.info.name, &top);
+                    }
+                }
+                _ => self.metrics.forget(&w.info),
+            }
         }
+        self.entries.store(entries, Ordering::Relaxed);
         let unix = unix_now();
         self.metrics.collected(unix, entries);
         *self
@@ -231,7 +313,45 @@ impl Agent {
                 .unwrap_or_else(|p| p.into_inner()),
             flow_table_entries: watched.values().map(|w| w.prev.flows.len()).sum(),
             flow_table_capacity: self.opts.ebpf.flow_capacity,
+            flow_table_evictions: self.evicted.load(Ordering::Relaxed),
+            mcp: false,
         }
+    }
+
+    pub fn ebpf_options(&self) -> EbpfOptions {
+        self.opts.ebpf
+    }
+
+    pub fn tick(&self) -> Duration {
+        self.opts.tick
+    }
+
+    /// What the agent recorded of `ifindex` over (at least) the last `window_ns`.
+    pub fn recorded(&self, ifindex: u32, window_ns: u64) -> Recorded {
+        let watched = self.watched();
+        let Some(w) = watched.get(&ifindex) else {
+            return Recorded::NotWatched;
+        };
+        let now = crate::source::ebpf::monotonic_ns();
+        // Ticks are read about, not exactly, a tick apart: five 1 s ticks may sum to 4.999 s,
+        // which answers a 5 s request better than waiting another tick would.
+        let want = window_ns.saturating_sub(self.opts.tick.as_nanos() as u64 / 10);
+        Recorded::Watched {
+            watched_ns: w.history.watched_ns,
+            age_ns: w
+                .history
+                .newest_end_ns()
+                .map_or(0, |end| now.saturating_sub(end)),
+            sample: (w.history.watched_ns >= want)
+                .then(|| w.history.last(want))
+                .flatten()
+                .map(Box::new),
+        }
+    }
+
+    /// The loaded classifier, for sampling interfaces the agent does not watch.
+    pub fn source(&self) -> &EbpfSource {
+        &self.source
     }
 }
 
@@ -269,5 +389,58 @@ mod tests {
         assert_eq!(names(select(&all, &pick)), ["lo", "eth1"]);
         let missing = [IfaceName::parse("eth9").unwrap()];
         assert!(select(&all, &missing).is_empty());
+    }
+
+    #[test]
+    fn idle_flows_go_after_evict_idle_and_after_two_ticks_under_pressure() {
+        let s = 1_000_000_000u64;
+        let (idle, tick) = (Duration::from_secs(60), Duration::from_millis(500));
+        let now = 1_000 * s;
+        assert_eq!(
+            evict_before(now, idle, tick, 100, 1024),
+            (now - 60 * s, EvictReason::Idle)
+        );
+        // Three-quarters full: 768 of 1024.
+        assert_eq!(
+            evict_before(now, idle, tick, 767, 1024),
+            (now - 60 * s, EvictReason::Idle)
+        );
+        assert_eq!(
+            evict_before(now, idle, tick, 768, 1024),
+            (now - s, EvictReason::Pressure)
+        );
+        // Early after boot the cutoff is 0: nothing is older than that.
+        assert_eq!(evict_before(5 * s, idle, tick, 0, 1024).0, 0);
+    }
+
+    #[test]
+    fn top_flows_rank_by_the_10s_average_and_skip_quiet_ones() {
+        let id = |port: u16| FlowId {
+            local: "10.0.0.1".parse().unwrap(),
+            remote: "10.0.0.2".parse().unwrap(),
+            local_port: port,
+            remote_port: 80,
+            protocol: 6,
+        };
+        let rolling = |two: f64, ten: f64| Rolling {
+            averages: [
+                Rate { rx: two, tx: 0.0 },
+                Rate { rx: ten, tx: 1.0 },
+                Rate::default(),
+            ],
+            ..Default::default()
+        };
+        let mut flows = HashMap::new();
+        flows.insert(id(1), rolling(900.0, 10.0));
+        flows.insert(id(2), rolling(0.0, 50.0));
+        flows.insert(id(3), rolling(5.0, 30.0));
+        flows.insert(id(4), Rolling::default());
+        let top = top_flows(flows.clone(), 2);
+        assert_eq!(
+            top.iter().map(|(f, _)| f.local_port).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!(top[0].1, Rate { rx: 50.0, tx: 1.0 });
+        assert_eq!(top_flows(flows, 10).len(), 3, "a quiet flow is no series");
     }
 }

@@ -71,6 +71,11 @@ impl Token {
         }
     }
 
+    /// The token itself, for the one place that sends it (a gateway asking an agent).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     fn matches(&self, presented: &[u8]) -> bool {
         self.0.as_bytes().ct_eq(presented).into()
     }
@@ -159,6 +164,31 @@ async fn require_token(State(token): State<Option<Token>>, req: Request, next: N
     resp
 }
 
+/// `/mcp` with its three gates, as a router to serve alone ([`serve`]) or beside other routes
+/// (the agent's port). The token layer guards only these routes.
+pub fn router(
+    handler: NetmonMcp,
+    opts: &HttpOptions,
+    shutdown: &CancellationToken,
+) -> axum::Router {
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(opts.allowed_hosts.clone())
+        .with_allowed_origins(opts.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_cancellation_token(shutdown.child_token());
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    axum::Router::new()
+        .nest_service(PATH, service)
+        .layer(axum::middleware::from_fn_with_state(
+            opts.token.clone(),
+            require_token,
+        ))
+}
+
 /// Binds `opts.addr` and serves until `shutdown` is cancelled. `on_bound` gets the bound
 /// address (the real port when 0 was asked for).
 pub async fn serve(
@@ -167,19 +197,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(opts.allowed_hosts)
-        .with_allowed_origins(opts.allowed_origins)
-        .enforce_origin_validation()
-        .with_cancellation_token(shutdown.child_token());
-    let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        LocalSessionManager::default().into(),
-        config,
-    );
-    let app = axum::Router::new().nest_service(PATH, service).layer(
-        axum::middleware::from_fn_with_state(opts.token, require_token),
-    );
+    let app = router(handler, &opts, &shutdown);
     crate::http::serve(app, opts.addr, shutdown, on_bound).await
 }
 

@@ -12,7 +12,10 @@ pub mod args;
 pub mod http;
 pub mod tools;
 
-use crate::config::{Auth, Config};
+use crate::agent::Agent;
+use crate::agent::client::AgentClient;
+use crate::agent::source::AgentSource;
+use crate::config::{Auth, Config, TokenFrom};
 use crate::error::{Error, Result};
 use crate::iface;
 use crate::report::{InterfacesData, Response, TrafficData};
@@ -22,6 +25,7 @@ use crate::source::ssh::SshSource;
 use crate::source::{Progress, TrafficSource, collect};
 use crate::ssh::{Credential, Login};
 use args::{InterfacesArgs, Remote, Target, TrafficArgs};
+use http::Token;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
@@ -50,6 +54,8 @@ struct Shared {
     samples: Semaphore,
     /// Remote hosts and the SSH policy.
     config: Config,
+    /// Set when this server is a running agent's `/mcp`: local traffic comes from its history.
+    agent: Option<AgentSource>,
 }
 
 /// The MCP handler. Clones share one loaded program, so every session of an HTTP server and
@@ -64,12 +70,24 @@ pub struct NetmonMcp {
 
 impl NetmonMcp {
     pub fn new(opts: EbpfOptions, config: Config) -> Self {
+        Self::build(opts, config, None)
+    }
+
+    /// The MCP server of a running agent: this host's traffic is answered from the agent's
+    /// history (and its loaded classifier, for interfaces it does not watch).
+    pub fn for_agent(agent: Arc<Agent>, config: Config) -> Self {
+        let opts = agent.ebpf_options();
+        Self::build(opts, config, Some(AgentSource::new(agent)))
+    }
+
+    fn build(opts: EbpfOptions, config: Config, agent: Option<AgentSource>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 ebpf: OnceCell::new(),
                 opts,
                 samples: Semaphore::new(MAX_CONCURRENT_SAMPLES),
                 config,
+                agent,
             }),
             gone: CancellationToken::new(),
         }
@@ -85,8 +103,31 @@ impl NetmonMcp {
     /// The SSH source for a remote host, if the config lets netmon reach it. A configured host
     /// logs in as configured (a password passed by the call takes precedence over its auth);
     /// an unlisted one, when allowed, with the call's own port, username and password.
-    fn remote(&self, r: Remote) -> Result<SshSource> {
+    fn remote(&self, r: Remote) -> Result<RemoteSource> {
         let cfg = &self.shared.config;
+        if let Some(h) = cfg.find(&r.host)
+            && let Some(url) = &h.agent_url
+        {
+            let token = match &h.agent_token {
+                None => None,
+                Some(TokenFrom::File(path)) => Some(Token::from_file(path)?),
+                Some(TokenFrom::Env(var)) => Some(Token::new(
+                    &std::env::var(var).map_err(|_| Error::BadConfig {
+                        path: "remote_hosts".into(),
+                        reason: format!(
+                            "the agent token of {} comes from ${var}, which netmon's environment does not have",
+                            h.name
+                        ),
+                    })?,
+                    var,
+                )?),
+            };
+            return Ok(RemoteSource::Agent(AgentClient {
+                label: h.name.clone(),
+                url: url.clone(),
+                token,
+            }));
+        }
         let password = r
             .password
             .map(|p| Credential::Password(p.expose().to_string()));
@@ -137,7 +178,7 @@ impl NetmonMcp {
             (None, Some(Auth::Agent)) => Credential::Agent,
             (None, None) => return Err(Error::NoCredential { host: label }),
         };
-        Ok(SshSource::new(
+        Ok(RemoteSource::Ssh(Box::new(SshSource::new(
             label,
             Login {
                 host,
@@ -149,16 +190,19 @@ impl NetmonMcp {
                 connect_timeout: cfg.connect_timeout(),
             },
             sudo,
-        ))
+        ))))
     }
 
     async fn list_interfaces(&self, target: Target) -> Result<(String, InterfacesData)> {
         let (host, list) = match target {
             Target::Local => ("localhost".to_string(), iface::list()?),
-            Target::Remote(r) => {
-                let source = self.remote(r)?;
-                (source.label.clone(), source.interfaces().await?)
-            }
+            Target::Remote(r) => match self.remote(r)? {
+                RemoteSource::Ssh(source) => (source.label.clone(), source.interfaces().await?),
+                RemoteSource::Agent(agent) => {
+                    let data = agent.interfaces().await?;
+                    return Ok((format!("found {} interfaces", data.interfaces.len()), data));
+                }
+            },
         };
         Ok((
             format!("found {} interfaces", list.len()),
@@ -176,8 +220,22 @@ impl NetmonMcp {
             limit: MAX_CONCURRENT_SAMPLES,
         })?;
         match target {
-            Target::Local => self.sample(self.ebpf().await?, &req, ctx).await,
-            Target::Remote(r) => self.sample(&self.remote(r)?, &req, ctx).await,
+            Target::Local => match &self.shared.agent {
+                Some(agent) => self.sample(agent, &req, ctx).await,
+                None => self.sample(self.ebpf().await?, &req, ctx).await,
+            },
+            Target::Remote(r) => match self.remote(r)? {
+                RemoteSource::Ssh(source) => self.sample(source.as_ref(), &req, ctx).await,
+                RemoteSource::Agent(agent) => {
+                    let data = tokio::select! {
+                        biased;
+                        _ = ctx.ct.cancelled() => return Err(Error::Cancelled),
+                        _ = self.gone.cancelled() => return Err(Error::Cancelled),
+                        d = agent.traffic(&req) => d?,
+                    };
+                    Ok((data.summary(), data))
+                }
+            },
         }
     }
 
@@ -234,6 +292,14 @@ impl NetmonMcp {
         }
         Ok((data.summary(), data))
     }
+}
+
+/// How a remote host is reached.
+enum RemoteSource {
+    /// Over SSH, running iftop there.
+    Ssh(Box<SshSource>),
+    /// Through its netmon agent's `/mcp`.
+    Agent(AgentClient),
 }
 
 /// `{success, message, data}` as structured content, the same JSON as text, and `isError` set

@@ -86,3 +86,48 @@ pub fn for_each<K: Pod, V: Pod>(map: &MapData, mut f: impl FnMut(&K, &V)) -> io:
         }
     }
 }
+
+const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+
+/// The element-operation member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Removes `key` from a (non-per-CPU) hash map and returns the value it had at removal, in one
+/// syscall under the bucket's lock (Linux 5.14+ for hash maps), so nothing counted before the
+/// removal is lost between a read and a delete. `Ok(None)`: no such entry.
+pub fn lookup_and_delete<K: Pod, V: Pod>(map: &MapData, key: &K) -> io::Result<Option<V>> {
+    // SAFETY: V is Pod: all-zero bytes are a valid value.
+    let mut value: V = unsafe { std::mem::zeroed() };
+    let mut attr = ElemAttr {
+        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        key: std::ptr::from_ref(key) as u64,
+        value: &raw mut value as u64,
+        ..Default::default()
+    };
+    // SAFETY: key and value point at live Pod values of the map's key and value sizes; the
+    // kernel reads the key and writes one value.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            &raw mut attr,
+            std::mem::size_of::<ElemAttr>() as u32,
+        )
+    };
+    if r == 0 {
+        return Ok(Some(value));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Ok(None),
+        _ => Err(e),
+    }
+}

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::flow::{FlowCounters, FlowId};
 use crate::iface::{self, InterfaceInfo};
 use crate::report::SourceKind;
-use crate::snapshot::{FlowTable, Sample, Snapshot, diff_totals, flow_delta, sum_totals};
+use crate::snapshot::{FlowTable, Sample, Snapshot, diff, diff_totals, flow_delta, sum_totals};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, IterableMap, MapData, PerCpuHashMap, PerCpuValues},
@@ -97,7 +97,8 @@ fn raise_memlock() {
     }
 }
 
-fn monotonic_ns() -> u64 {
+/// CLOCK_MONOTONIC now, the clock snapshots are stamped with.
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -280,7 +281,17 @@ impl EbpfSource {
     fn read(
         &self,
         ifindex: u32,
+        f: impl FnMut(FlowId, FlowCounters),
+    ) -> (u64, DirTotals, DirTotals) {
+        self.read_raw(ifindex, f, |_, _| {})
+    }
+
+    /// [`Self::read`], also passing each of the interface's raw entries to `raw`.
+    fn read_raw(
+        &self,
+        ifindex: u32,
         mut f: impl FnMut(FlowId, FlowCounters),
+        mut raw: impl FnMut(&FlowKey, &FlowValue),
     ) -> (u64, DirTotals, DirTotals) {
         let st = self.lock();
         let taken_ns = monotonic_ns();
@@ -300,6 +311,7 @@ impl EbpfSource {
         let mut add = |k: &FlowKey, v: &FlowValue| {
             if k.ifindex == ifindex {
                 f(FlowId::from_key(k), FlowCounters::from(v));
+                raw(k, v);
             }
         };
         if let Err(e) = batch::for_each(st.flows.map(), &mut add) {
@@ -342,6 +354,67 @@ impl EbpfSource {
             rx: diff_totals(&rx, &before.rx),
             tx: diff_totals(&tx, &before.tx),
             flows,
+        }
+    }
+
+    /// One tick of an always-on sampler: what crossed `ifindex` since `prev`, and the new
+    /// snapshot to diff the next tick against. Entries whose last packet is older than
+    /// `idle_before` (CLOCK_MONOTONIC_COARSE ns, the classifier's clock) are removed from the
+    /// kernel table, and whatever they counted after the read is added to this tick, so the
+    /// diffs stay exact: a removed flow that comes back is a new entry, counted from zero.
+    ///
+    /// The caller must be the only one diffing `ifindex`: another reader's window would miss
+    /// what a removed entry had counted since its own start.
+    pub fn tick(&self, ifindex: u32, prev: &Snapshot, idle_before: Option<u64>) -> Tick {
+        let mut flows = FlowTable::default();
+        let mut idle = Vec::new();
+        let cutoff = idle_before.unwrap_or(0);
+        let (taken_ns, rx, tx) = self.read_raw(
+            ifindex,
+            |id, c| {
+                flows.insert(id, c);
+            },
+            |k, v| {
+                if v.last_seen_ns < cutoff {
+                    idle.push(*k);
+                }
+            },
+        );
+        let mut now = Snapshot {
+            taken_ns,
+            rx,
+            tx,
+            flows,
+        };
+        let mut sample = diff(prev, &now);
+        let mut evicted = 0;
+        let st = self.lock();
+        for key in idle {
+            let id = FlowId::from_key(&key);
+            let last = match batch::lookup_and_delete::<FlowKey, FlowValue>(st.flows.map(), &key) {
+                Ok(Some(v)) => FlowCounters::from(&v),
+                // Gone already (the interface was released).
+                Ok(None) => continue,
+                Err(e) => {
+                    // Before 5.14, hash maps cannot lookup-and-delete: keep the entry rather
+                    // than risk losing what it counts between a read and a delete.
+                    log::debug!("not evicting idle flows: {e}");
+                    break;
+                }
+            };
+            evicted += 1;
+            let read = now.flows.remove(&id);
+            if let Some(late) = flow_delta(read.as_ref(), &last) {
+                match sample.flows.iter_mut().find(|(f, _)| *f == id) {
+                    Some((_, c)) => c.add(&late),
+                    None => sample.flows.push((id, late)),
+                }
+            }
+        }
+        Tick {
+            now,
+            sample,
+            evicted,
         }
     }
 
@@ -417,6 +490,26 @@ fn attach_one(
     classifier(ebpf, prog)?
         .attach(iface, kind)
         .map_err(|e| Error::from_ebpf("attach the classifier", &e))
+}
+
+/// What [`EbpfSource::tick`] found.
+pub struct Tick {
+    /// The counters to diff the next tick against (evicted flows left out).
+    pub now: Snapshot,
+    pub sample: Sample,
+    /// Idle entries removed from the kernel table.
+    pub evicted: usize,
+}
+
+/// CLOCK_MONOTONIC_COARSE now: the classifier's `last_seen_ns` clock.
+pub fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Keeps an interface attached; detaches when the last one for it is dropped.

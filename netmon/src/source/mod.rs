@@ -31,6 +31,9 @@ pub enum Progress {
 pub enum Measured {
     /// Per-flow counters (the eBPF and scripted sources).
     Flows(Sample),
+    /// Per-flow counters from an always-on agent's history; `note` says which window they
+    /// cover and whether the call waited for any of it.
+    Recorded { sample: Sample, note: String },
     /// iftop's last table, over `window_ns`. `note` says what the caller should know about it,
     /// e.g. that iftop printed no table because no packet arrived after the window.
     Iftop {
@@ -104,6 +107,12 @@ pub async fn collect<S: TrafficSource>(
     Ok(match measured {
         Measured::Flows(sample) => {
             TrafficData::from_sample(source.host(), source.kind(), &iface.name, &sample, view)
+        }
+        Measured::Recorded { sample, note } => {
+            let mut d =
+                TrafficData::from_sample(source.host(), source.kind(), &iface.name, &sample, view);
+            d.notes.push(note);
+            d
         }
         Measured::Iftop {
             table,

@@ -1,0 +1,137 @@
+//! The agent as a [`TrafficSource`] for its own `/mcp`: a watched interface is answered from the
+//! history the agent keeps anyway, at once when it has watched for the whole window, otherwise
+//! after only the rest of it. Interfaces the agent does not watch get an ordinary sample from
+//! the agent's loaded classifier.
+
+use super::{Agent, Recorded};
+use crate::error::{Error, Result};
+use crate::iface::{self, InterfaceInfo};
+use crate::report::SourceKind;
+use crate::source::{Measured, Progress, ProgressFn, TrafficSource};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Ticks the agent may miss before a waiting call gives up on it.
+const STALL_TICKS: u32 = 5;
+
+#[derive(Clone)]
+pub struct AgentSource {
+    agent: Arc<Agent>,
+    host: String,
+}
+
+impl AgentSource {
+    pub fn new(agent: Arc<Agent>) -> Self {
+        Self {
+            agent,
+            host: "localhost".into(),
+        }
+    }
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl TrafficSource for AgentSource {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Ebpf
+    }
+
+    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+        iface::list()
+    }
+
+    async fn sample(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+        progress: ProgressFn<'_>,
+    ) -> Result<Measured> {
+        let window_ns = window.as_nanos() as u64;
+        let tick = self.agent.tick();
+        let start = Instant::now();
+        // Whatever was already watched counts; the bound is the rest of the window plus a few
+        // ticks the agent may be late by.
+        let mut waited_from: Option<u64> = None;
+        progress(Progress::Started { window });
+        loop {
+            match self.agent.recorded(iface.index, window_ns) {
+                Recorded::NotWatched if waited_from.is_none() => {
+                    let sample = self
+                        .agent
+                        .source()
+                        .sample_window(iface, window, progress)
+                        .await?;
+                    return Ok(Measured::Recorded {
+                        sample,
+                        note: format!(
+                            "the agent does not watch {}, so it was attached for this call and sampled for {:.1} s",
+                            iface.name,
+                            window.as_secs_f64()
+                        ),
+                    });
+                }
+                Recorded::NotWatched => {
+                    return Err(Error::AgentStalled {
+                        iface: iface.name.clone(),
+                        reason: "the interface stopped being watched (it vanished?)".into(),
+                    });
+                }
+                Recorded::Watched {
+                    watched_ns,
+                    age_ns,
+                    sample: Some(sample),
+                } => {
+                    let covered = secs(sample.window_ns);
+                    let note = match waited_from {
+                        None => format!(
+                            "answered at once from the agent's history: the last {covered:.1} s of traffic on {} (of {:.1} s watched), ending {:.2} s ago; ticks are {:.1} s",
+                            iface.name,
+                            secs(watched_ns),
+                            secs(age_ns),
+                            tick.as_secs_f64()
+                        ),
+                        Some(had) => format!(
+                            "from the agent's history: the agent had watched {} for {:.1} s when asked, so the call waited {:.1} s for the rest; the figures cover the last {covered:.1} s, ending {:.2} s ago",
+                            iface.name,
+                            secs(had),
+                            start.elapsed().as_secs_f64(),
+                            secs(age_ns)
+                        ),
+                    };
+                    return Ok(Measured::Recorded {
+                        sample: *sample,
+                        note,
+                    });
+                }
+                Recorded::Watched {
+                    watched_ns,
+                    sample: None,
+                    ..
+                } => {
+                    let had = *waited_from.get_or_insert(watched_ns);
+                    let rest = Duration::from_nanos(window_ns.saturating_sub(had));
+                    if start.elapsed() > rest + tick * STALL_TICKS {
+                        return Err(Error::AgentStalled {
+                            iface: iface.name.clone(),
+                            reason: format!(
+                                "no collection for {STALL_TICKS} ticks; see the agent's log"
+                            ),
+                        });
+                    }
+                    progress(Progress::Elapsed {
+                        elapsed: Duration::from_nanos(watched_ns).min(window),
+                        window,
+                    });
+                    tokio::time::sleep(tick.min(Duration::from_millis(250))).await;
+                }
+            }
+        }
+    }
+}
