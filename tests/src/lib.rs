@@ -3,6 +3,7 @@
 //! namespace. Everything a test creates is removed by a `Drop`, so it goes away when the test
 //! fails too.
 
+pub mod agent;
 pub mod mcp;
 pub mod sshd;
 pub mod truth;
@@ -362,4 +363,26 @@ pub fn tcx_programs(ns: &str, dev: &str) -> Vec<String> {
     })
     .join()
     .expect("query thread")
+}
+
+/// A file under the system temp dir (readable by all, as an unprivileged agent must read its
+/// token), removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, contents: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(name));
+        std::fs::write(&p, contents).expect("temp file");
+        Self(p)
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -3,97 +3,12 @@
 //! equal the kernel's interface counters and pass `promtool check metrics`; its /health must
 //! name what it is attached to.
 
-use netmon_tests::mcp::{curl, drain_pipe, read_log};
-use netmon_tests::{ADDR_B4, Spawned, VethPair, in_ns, netmon_bin, sh, wait_stderr_line};
+use netmon_tests::agent::{collections, health, sample, start_agent, wait_collections};
+use netmon_tests::mcp::curl;
+use netmon_tests::{ADDR_B4, Spawned, VethPair, in_ns, sh};
 use serde_json::Value;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-const LEAST_PRIVILEGE: &[&str] = &[
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "--inh-caps=-all,+bpf,+net_admin,+perfmon",
-    "--ambient-caps=-all,+bpf,+net_admin,+perfmon",
-    "--bounding-set=-all,+bpf,+net_admin,+perfmon",
-];
-
-struct RunningAgent {
-    _child: Spawned,
-    addr: String,
-    log: netmon_tests::mcp::Log,
-}
-
-/// `netmon agent` in `ns` as uid 65534 with the three capabilities; waits (bounded) for its
-/// address.
-fn start_agent(ns: &str, args: &[&str]) -> RunningAgent {
-    let mut child = Spawned(
-        in_ns(ns, "setpriv")
-            .args(LEAST_PRIVILEGE)
-            .arg(netmon_bin())
-            .args(["agent", "--listen", "127.0.0.1:0", "--tick", "0.5"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning netmon agent"),
-    );
-    let (line, rest) = wait_stderr_line(&mut child, "agent serving http://");
-    let addr = line
-        .split("agent serving http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default()
-        .to_string();
-    RunningAgent {
-        _child: child,
-        addr,
-        log: drain_pipe(rest.into_inner()),
-    }
-}
-
-fn health(ns: &str, a: &RunningAgent) -> Value {
-    let (code, body) = curl(ns, &[&format!("http://{}/health", a.addr)]);
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/health is not JSON ({e}): {body}"))
-}
-
-fn collections(h: &Value) -> u64 {
-    h["interfaces"][0]["collections"].as_u64().unwrap_or(0)
-}
-
-/// Waits (bounded) until the agent has collected `more` more times than `since`.
-fn wait_collections(ns: &str, a: &RunningAgent, since: u64, more: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let h = health(ns, a);
-        if collections(&h) >= since + more {
-            return h;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent stopped collecting: {h}\n{}",
-            read_log(&a.log)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The value of the one sample of `name` whose labels include all of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let hits: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
-        .collect();
-    assert_eq!(hits.len(), 1, "{name} {labels:?} in:\n{text}");
-    hits[0]
-}
 
 #[test]
 fn agent_with_three_capabilities_counts_what_the_kernel_counts() {

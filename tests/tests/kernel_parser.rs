@@ -395,5 +395,8 @@ fn idle_flows_leave_the_table_and_every_byte_stays_counted() {
     let totals = s.snapshot(LO);
     let ip_bytes = totals.rx.ip_bytes + totals.tx.ip_bytes;
     assert_eq!(ip_bytes, (50 + 10 + 10) * 32);
-    assert_eq!(counted, ip_bytes, "every byte is in exactly one tick's flows");
+    assert_eq!(
+        counted, ip_bytes,
+        "every byte is in exactly one tick's flows"
+    );
 }

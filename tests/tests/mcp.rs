@@ -6,8 +6,8 @@
 use netmon_tests::mcp::{Handshake, HttpServer, PyClient, curl, inspector, read_log};
 use netmon_tests::truth::{self, Case};
 use netmon_tests::{
-    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, VethPair, iperf3_client, iperf3_server, sh, tcx_programs,
-    unique,
+    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, TempFile, VethPair, iperf3_client, iperf3_server, sh,
+    tcx_programs,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -25,23 +25,6 @@ const TOKEN: &str = "3f9c0a5e7b1d4c2a8e6f0b9d1c3a5e7f";
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-/// A file under the system temp dir, removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> Self {
-        let p = std::env::temp_dir().join(unique(name));
-        std::fs::write(&p, contents).expect("temp file");
-        Self(p)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn iperf3(ns: &str, args: &[String]) -> Value {

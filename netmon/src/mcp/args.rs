@@ -39,7 +39,7 @@ impl std::fmt::Debug for Secret {
 #[serde(deny_unknown_fields)]
 pub struct InterfacesArgs {
     /// Host to list: "localhost" (the default), "127.0.0.1", "::1" or empty for this machine;
-    /// anything else is a remote host sampled over SSH with iftop: a name
+    /// anything else is a remote host, asked through its netmon agent or sampled over SSH with iftop: a name
     /// from netmon's config file (or any host, if the config allows unlisted hosts).
     #[serde(default = "default_host")]
     pub host: String,
@@ -69,7 +69,7 @@ pub struct TrafficArgs {
     #[schemars(range(min = 3, max = 30))]
     pub sample_seconds: f64,
     /// Host to sample: "localhost" (the default), "127.0.0.1", "::1" or empty for this
-    /// machine; anything else is a remote host sampled over SSH with iftop: a name
+    /// machine; anything else is a remote host, asked through its netmon agent or sampled over SSH with iftop: a name
     /// from netmon's config file (or any host, if the config allows unlisted hosts).
     #[serde(default = "default_host")]
     pub host: String,

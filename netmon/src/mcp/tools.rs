@@ -16,8 +16,9 @@ Use the two tools together: first call list_network_interfaces to learn the host
 then call get_interface_traffic with one of those names as iface. It samples for sample_seconds (3–30, default 5; the call takes that long) and returns interface totals \
 (MB and Mbps, L3 bytes as iftop counts them) and the top connections, by received bytes unless sort says otherwise. \
 Every result is {success, message, data}; when success is false, message says what to change. \
-Omit host (or use localhost) for this machine. Another host is sampled over SSH with iftop (data.source is then \"ssh-iftop\"): \
-use a name from netmon's config file as host; the same two steps apply there.";
+Omit host (or use localhost) for this machine. Another host is asked through its netmon agent when it runs one (data.source is then \"agent\"), \
+otherwise sampled over SSH with iftop (data.source \"ssh-iftop\"): use a name from netmon's config file as host; the same two steps apply there. \
+data.notes says how the figures were obtained, e.g. which window an agent's history covered.";
 
 /// Formats JSON Schema defines; validators such as ajv warn about any other (schemars writes
 /// `uint32`, `ip`, ...).

@@ -1,5 +1,6 @@
-//! A small UDP flood generator for `cargo xtask bench`: minimum-size datagrams to `--flows`
-//! destination ports, batched with sendmmsg, bounded by `--seconds` and `--max-packets`.
+//! A small UDP flood generator for `cargo xtask bench` and the agent's churn test:
+//! minimum-size datagrams to `--flows` destination ports in turn, batched with sendmmsg, bounded
+//! by `--seconds` and `--max-packets`, and paced to `--pps` when given.
 //!
 //! Nothing listens on those ports; the receiver drops the datagrams (its ICMP port-unreachable
 //! replies are rate-limited by the kernel to a few per second). The socket is unconnected, so
@@ -20,12 +21,14 @@ struct Args {
     seconds: f64,
     payload: usize,
     max_packets: u64,
+    /// Packets per second; 0: as fast as possible.
+    pps: u64,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!(
         "netmon-flood: {msg}\nusage: netmon-flood --dst ADDR [--port-base 20000] [--flows 1] \
-         [--seconds 2] [--payload 22] [--max-packets 100000000]"
+         [--seconds 2] [--payload 22] [--max-packets 100000000] [--pps 0]"
     );
     std::process::exit(2)
 }
@@ -38,6 +41,7 @@ fn parse_args() -> Args {
         seconds: 2.0,
         payload: 22,
         max_packets: 100_000_000,
+        pps: 0,
     };
     let mut dst = None;
     let mut it = std::env::args().skip(1);
@@ -57,6 +61,7 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = num(&flag, &value),
             "--payload" => a.payload = num(&flag, &value),
             "--max-packets" => a.max_packets = num(&flag, &value),
+            "--pps" => a.pps = num(&flag, &value),
             _ => usage(&format!("unknown flag {flag}")),
         }
     }
@@ -64,8 +69,8 @@ fn parse_args() -> Args {
     if a.flows == 0 || u32::from(a.port_base) + a.flows > 65_536 {
         usage("--flows must be 1.. and --port-base + --flows at most 65536");
     }
-    if !(0.1..=60.0).contains(&a.seconds) {
-        usage("--seconds must be within 0.1..=60");
+    if !(0.1..=600.0).contains(&a.seconds) {
+        usage("--seconds must be within 0.1..=600");
     }
     if a.payload > 1400 {
         usage("--payload must be at most 1400");
@@ -134,7 +139,15 @@ fn main() {
     // SAFETY: mmsghdr is plain data; every pointer in it is set below before use.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     while sent < a.max_packets && Instant::now() < deadline {
-        let n = BATCH.min((a.max_packets - sent) as usize);
+        let mut n = BATCH.min((a.max_packets - sent) as usize);
+        if a.pps > 0 {
+            let due = (start.elapsed().as_secs_f64() * a.pps as f64) as u64;
+            if due <= sent {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            n = n.min((due - sent) as usize);
+        }
         for m in msgs.iter_mut().take(n) {
             let flows = addrs.len();
             let (ss, len) = &mut addrs[next_flow];
