@@ -23,7 +23,9 @@
 //! - [`iface`]: the host's interfaces and default route, from /sys and /proc.
 //! - [`ssh`]: logging in to a remote host (russh, known_hosts) and running one command there.
 //! - [`mcp`]: the MCP server (the contract's two tools) over stdio and Streamable HTTP.
-//! - [`agent`]: always attached, collecting every tick; /metrics and /health over HTTP.
+//! - [`agent`]: always attached, collecting every tick and evicting idle flows; /metrics,
+//!   /health and /mcp (answered from its history) over HTTP, and the client a gateway uses to
+//!   ask a remote agent.
 //! - [`metrics`]: the agent's Prometheus series (the `prometheus` crate's text format).
 //! - [`http`]: binding and serving an HTTP router until shutdown, for both of the above.
 //!

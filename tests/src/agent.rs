@@ -20,6 +20,8 @@ pub struct RunningAgent {
     pub child: Spawned,
     /// host:port it serves on.
     pub addr: String,
+    /// The stderr line that says what it serves.
+    pub banner: String,
     pub log: Log,
 }
 
@@ -54,6 +56,7 @@ pub fn start_agent(ns: &str, args: &[&str]) -> RunningAgent {
     RunningAgent {
         child,
         addr,
+        banner: line.clone(),
         log: drain_pipe(rest.into_inner()),
     }
 }

@@ -39,6 +39,12 @@ fn icmp_row<'a>(data: &'a Value, local: &str, remote: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no ICMP row {local} <-> {remote} in {data:#}"))
 }
 
+/// The status of an empty JSON POST to `url` from `ns`: what a client without a token gets.
+fn post_status(ns: &str, url: &str) -> u16 {
+    let json = "content-type: application/json";
+    curl(ns, &["-X", "POST", "-H", json, "-d", "{}", url]).0
+}
+
 fn notes(data: &Value) -> String {
     data["notes"].to_string()
 }
@@ -143,22 +149,24 @@ fn a_gateway_asks_an_agent_in_another_namespace_with_its_token_and_is_refused_wi
     assert_eq!(h["mcp"], true, "{h}");
     let base = format!("http://{}", agent.addr);
 
+    // Off loopback without a token, an agent serves metrics and health but no /mcp.
+    let open = start_agent(&pair.ns_b, &["-i", &pair.dev_b, "--listen", &listen]);
+    let h = wait_collections(&pair.ns_b, &open, 0, 1);
+    assert_eq!(h["mcp"], false, "{h}");
+    let code = post_status(&pair.ns_a, &format!("http://{}/mcp", open.addr));
+    assert_eq!(code, 404, "no /mcp without a token");
+    assert!(
+        open.banner.contains("no /mcp: give --token-file"),
+        "{}",
+        open.banner
+    );
+    drop(open);
+
     // From the gateway's namespace: metrics are open, /mcp is not.
     let (code, _) = curl(&pair.ns_a, &[&format!("{base}/metrics")]);
     assert_eq!(code, 200);
-    let (code, body) = curl(
-        &pair.ns_a,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            "{}",
-            &format!("{base}/mcp"),
-        ],
-    );
-    assert_eq!(code, 401, "{body}");
+    let code = post_status(&pair.ns_a, &format!("{base}/mcp"));
+    assert_eq!(code, 401);
 
     let config = TempFile::new(
         "gw.toml",
