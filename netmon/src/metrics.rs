@@ -9,7 +9,7 @@
 use crate::flow::{FlowId, Protocol};
 use crate::iface::InterfaceInfo;
 use crate::snapshot::Sample;
-use crate::window::Rate;
+use crate::window::{Rate, Rolling};
 use netmon_common::DirTotals;
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 use prometheus::{Opts, Registry, TextEncoder};
@@ -22,6 +22,9 @@ const DIR_LABELS: &[&str] = &["interface", "ifindex", "direction"];
 const OVERFLOW_LABELS: &[&str] = &["interface", "ifindex", "direction", "reason"];
 const REASONS: [&str; 2] = ["table_full", "insert_failed"];
 const EVICT_LABELS: &[&str] = &["reason"];
+const ROLLING_LABELS: &[&str] = &["interface", "ifindex", "direction", "window"];
+/// iftop's columns: the averages over [`crate::window::SPANS`], then the peak.
+const WINDOWS: [&str; 4] = ["2s", "10s", "40s", "peak_40s"];
 const FLOW_LABELS: &[&str] = &[
     "interface",
     "direction",
@@ -82,6 +85,7 @@ pub struct Metrics {
     table_entries: IntGauge,
     evictions: IntCounterVec,
     flow_rate: GaugeVec,
+    rolling: GaugeVec,
     /// The label values of each interface's exported flow series, to remove them.
     flow_series: Mutex<HashMap<String, Vec<[String; 7]>>>,
 }
@@ -192,6 +196,11 @@ impl Metrics {
                 "IP bytes per second of the top flows over the last 10 s (only with --flow-series K: K flows per interface).",
                 FLOW_LABELS,
             ),
+            rolling: gauges(
+                "ip_bytes_per_second",
+                "IP bytes per second as iftop's totals show them: averages over the last 2, 10 and 40 s, and the peak tick in the last 40 s.",
+                ROLLING_LABELS,
+            ),
             flow_series: Mutex::default(),
             registry,
         };
@@ -243,6 +252,19 @@ impl Metrics {
         self.up.with_label_values(&l).set(i64::from(iface.up));
     }
 
+    /// iftop's rolling views of `iface`'s totals.
+    pub fn record_rolling(&self, iface: &InterfaceInfo, r: &Rolling) {
+        let idx = iface.index.to_string();
+        let rates = [r.averages[0], r.averages[1], r.averages[2], r.peak];
+        for (window, rate) in WINDOWS.into_iter().zip(rates) {
+            for (direction, v) in DIRECTIONS.into_iter().zip([rate.rx, rate.tx]) {
+                self.rolling
+                    .with_label_values(&[iface.name.as_str(), idx.as_str(), direction, window])
+                    .set(v);
+            }
+        }
+    }
+
     fn record_overflow(&self, l: &[&str; 3], t: &DirTotals) {
         for (reason, n) in REASONS
             .into_iter()
@@ -269,6 +291,11 @@ impl Metrics {
                 let _ = c.remove_label_values(&l);
             }
             let _ = self.packets_per_second.remove_label_values(&l);
+            for window in WINDOWS {
+                let _ = self
+                    .rolling
+                    .remove_label_values(&[l[0], l[1], l[2], window]);
+            }
             let _ = self.bytes_per_second.remove_label_values(&l);
             for reason in REASONS {
                 let _ = self
@@ -400,6 +427,23 @@ mod tests {
             "netmon_flow_table_entries 42",
             "netmon_flow_table_capacity 65536",
             "# TYPE netmon_tc_bytes_total counter",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        let rolling = Rolling {
+            averages: [
+                Rate { rx: 1.0, tx: 2.0 },
+                Rate { rx: 3.0, tx: 4.0 },
+                Rate { rx: 5.0, tx: 6.0 },
+            ],
+            peak: Rate { rx: 7.0, tx: 8.0 },
+            ..Default::default()
+        };
+        m.record_rolling(&eth0(), &rolling);
+        let text = m.render();
+        for line in [
+            r#"netmon_ip_bytes_per_second{direction="ingress",ifindex="2",interface="eth0",window="10s"} 3"#,
+            r#"netmon_ip_bytes_per_second{direction="egress",ifindex="2",interface="eth0",window="peak_40s"} 8"#,
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

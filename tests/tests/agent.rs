@@ -52,6 +52,21 @@ fn agent_with_three_capabilities_counts_what_the_kernel_counts() {
     assert!(arp <= 2, "{arp} non-IP frames");
     assert_eq!(ip + 28 * arp + 14 * after.tx_packets, after.tx_bytes);
     assert_eq!(get("netmon_unattributed_bytes_total", "egress"), 0);
+    // iftop's cumulative line in /health is the same IP byte count.
+    let h = health(&pair.ns_a, &agent);
+    let rolling = &h["interfaces"][0]["rolling"];
+    assert_eq!(rolling["cumulative_tx_bytes"], ip, "{h}");
+    assert_eq!(
+        rolling["cumulative_rx_bytes"],
+        get("netmon_ip_bytes_total", "ingress"),
+        "{h}"
+    );
+    assert!(
+        rolling["peak_40s"]["tx_bytes_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
     assert_eq!(
         sample(&text, "netmon_interface_active", &[("interface", dev)]),
         1.0

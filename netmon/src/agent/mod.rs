@@ -148,6 +148,48 @@ pub struct WatchedHealth {
     pub collections: u64,
     pub watched_seconds: f64,
     pub flows_last_40s: usize,
+    /// iftop's totals lines: IP bytes per second over the last 2, 10 and 40 s, the peak tick in
+    /// the last 40 s, and IP bytes since watching began.
+    pub rolling: RollingView,
+}
+
+/// One direction's rate, IP bytes per second.
+#[derive(Clone, Copy, Debug, Serialize, JsonSchema)]
+pub struct RateView {
+    pub rx_bytes_per_second: f64,
+    pub tx_bytes_per_second: f64,
+}
+
+impl From<Rate> for RateView {
+    fn from(r: Rate) -> Self {
+        Self {
+            rx_bytes_per_second: r.rx,
+            tx_bytes_per_second: r.tx,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct RollingView {
+    pub last_2s: RateView,
+    pub last_10s: RateView,
+    pub last_40s: RateView,
+    pub peak_40s: RateView,
+    pub cumulative_rx_bytes: u64,
+    pub cumulative_tx_bytes: u64,
+}
+
+impl From<&Rolling> for RollingView {
+    fn from(r: &Rolling) -> Self {
+        Self {
+            last_2s: r.averages[0].into(),
+            last_10s: r.averages[1].into(),
+            last_40s: r.averages[2].into(),
+            peak_40s: r.peak.into(),
+            cumulative_rx_bytes: r.cumulative.rx_bytes,
+            cumulative_tx_bytes: r.cumulative.tx_bytes,
+        }
+    }
 }
 
 fn unix_now() -> f64 {
@@ -243,10 +285,12 @@ impl Agent {
             if let Some(i) = all.iter().find(|i| i.index == w.info.index) {
                 w.info.up = i.up;
             }
-            let active = w.history.interface().averages[2].total() > 0.0;
+            let rolling = w.history.interface();
+            let active = rolling.averages[2].total() > 0.0;
             match w.history.latest() {
                 Some(sample) if active || !self.opts.active_only => {
                     self.metrics.record(&w.info, sample, active);
+                    self.metrics.record_rolling(&w.info, &rolling);
                     if self.opts.flow_series > 0 {
                         let top = top_flows(w.history.flows(), self.opts.flow_series);
                         self.metrics.set_flows(&w.info.name, &top);
@@ -303,6 +347,7 @@ impl Agent {
                     collections: w.collections,
                     watched_seconds: w.history.watched_ns as f64 / 1e9,
                     flows_last_40s: w.history.flow_count(),
+                    rolling: (&w.history.interface()).into(),
                 })
                 .collect(),
             ingress_program_id: id(Direction::Ingress),
