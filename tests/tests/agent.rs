@@ -136,6 +136,75 @@ fn after_kill_9_a_restarted_agent_is_attached_once_and_counts_from_zero() {
     assert!(after.tx_packets >= 2 && after.tx_packets <= 4, "{after:?}");
 }
 
+/// Waits (bounded) until /health lists exactly `names`, in any order.
+fn wait_watching(ns: &str, a: &netmon_tests::agent::RunningAgent, names: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let h = health(ns, a);
+        let mut seen: Vec<String> = h["interfaces"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|i| i["name"].as_str())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.sort();
+        let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        want.sort();
+        if seen == want {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watching {seen:?}, want {want:?}: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn interfaces_that_appear_and_vanish_are_attached_and_dropped_while_it_runs() {
+    let pair = VethPair::new(false);
+    // The default: every interface that is up, loopback excepted.
+    let agent = start_agent(&pair.ns_a, &[]);
+    wait_watching(&pair.ns_a, &agent, &[&pair.dev_a]);
+    // A veth pair inside the namespace: both ends appear (dummy devices need a module these
+    // machines do not have).
+    let (extra, peer) = (netmon_tests::unique("nmx"), netmon_tests::unique("nmy"));
+    sh(in_ns(&pair.ns_a, "ip")
+        .args(["link", "add", &extra, "type", "veth", "peer", "name", &peer]));
+    for dev in [&extra, &peer] {
+        sh(in_ns(&pair.ns_a, "ip").args(["link", "set", dev, "up"]));
+    }
+    wait_watching(&pair.ns_a, &agent, &[&pair.dev_a, &extra, &peer]);
+    assert_eq!(
+        netmon_tests::tcx_programs(&pair.ns_a, &extra),
+        ["netmon_ingress", "netmon_egress"]
+    );
+    let metric = format!("interface=\"{extra}\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !curl(&pair.ns_a, &[&format!("http://{}/metrics", agent.addr)])
+        .1
+        .contains(&metric)
+    {
+        assert!(Instant::now() < deadline, "no series for {extra}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Deleting one end deletes both.
+    sh(in_ns(&pair.ns_a, "ip").args(["link", "del", &extra]));
+    wait_watching(&pair.ns_a, &agent, &[&pair.dev_a]);
+    let now = collections(&health(&pair.ns_a, &agent));
+    wait_collections(&pair.ns_a, &agent, now, 1);
+    let (_, text) = curl(&pair.ns_a, &[&format!("http://{}/metrics", agent.addr)]);
+    assert!(
+        !text.contains(&metric),
+        "{extra}'s series outlived it:\n{text}"
+    );
+    assert!(text.contains(&format!("interface=\"{}\"", pair.dev_a)));
+}
+
 /// A Prometheus server started by the test inside `ns`, stopped on drop, its data removed.
 struct Prometheus {
     _child: Spawned,
