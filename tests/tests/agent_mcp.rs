@@ -45,8 +45,14 @@ fn post_status(ns: &str, url: &str) -> u16 {
     curl(ns, &["-X", "POST", "-H", json, "-d", "{}", url]).0
 }
 
+/// `data.notes`, also printed: they are what the tests are about, and CI logs keep them.
 fn notes(data: &Value) -> String {
-    data["notes"].to_string()
+    let n = data["notes"].to_string();
+    eprintln!(
+        "notes: {n}; window_seconds: {}",
+        data["total_stats"]["window_seconds"]
+    );
+    n
 }
 
 /// Waits (bounded) until the agent has watched its interface for at least `secs`.
