@@ -22,7 +22,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 /// The tick: how often the kernel's counters are read.
@@ -63,6 +63,25 @@ pub fn evict_before(
     } else {
         let quiet = idle.as_nanos() as u64;
         (coarse_now_ns.saturating_sub(quiet), EvictReason::Idle)
+    }
+}
+
+/// Longest a collector sleep goes without looking at the shutdown token.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// Sleeps until `deadline` on this (blocking) thread; false when `stop` came first. Plain
+/// thread sleeps: the runtime's timer, reached from outside its workers, woke the collector tens
+/// of milliseconds late at a 50 ms tick.
+fn sleep_until(deadline: Instant, stop: &CancellationToken) -> bool {
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(STOP_CHECK));
     }
 }
 
@@ -314,28 +333,18 @@ impl Agent {
     /// One thread does every collection. A blocking task per tick would land on whichever pool
     /// thread is free, and glibc gives threads their own malloc arenas, so each of them would
     /// keep a tick's working set (the snapshot, the top-K merge) for good: memory that rose in
-    /// steps for minutes in the soak test.
+    /// steps for minutes in the soak test. Shutdown is seen within [`STOP_CHECK`].
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let runtime = tokio::runtime::Handle::current();
         let me = self.clone();
         let stop = shutdown.clone();
         let collector = tokio::task::spawn_blocking(move || {
-            let mut next = tokio::time::Instant::now();
-            loop {
-                let stopped = runtime.block_on(async {
-                    tokio::select! {
-                        _ = stop.cancelled() => true,
-                        _ = tokio::time::sleep_until(next) => false,
-                    }
-                });
-                if stopped {
-                    break;
-                }
+            let mut next = Instant::now();
+            while sleep_until(next, &stop) {
                 if let Err(e) = me.collect() {
                     log::warn!("collection failed: {e}");
                 }
                 // A late tick is not made up for: the next one is a whole tick later.
-                let now = tokio::time::Instant::now();
+                let now = Instant::now();
                 next += me.opts.tick;
                 if next < now {
                     next = now + me.opts.tick;
