@@ -8,7 +8,7 @@
 //! cumulative totals are kept for as long as the history lives.
 
 use crate::flow::{FlowCounters, FlowId};
-use crate::snapshot::{Sample, sum_totals};
+use crate::snapshot::{FlowTable, Sample, sum_totals};
 use netmon_common::DirTotals;
 use std::collections::{HashMap, VecDeque};
 
@@ -153,6 +153,22 @@ impl History {
             tx,
             flows: flows.into_iter().collect(),
         })
+    }
+
+    /// Every flow's average rate over the newest ticks covering `span_s` seconds (flows that did
+    /// not move in them are absent). One span only, which is what ranking by it needs:
+    /// [`Self::flows`] does three spans and the peaks, ten times the work at 60k flows.
+    pub fn averages(&self, span_s: u64) -> Vec<(FlowId, Rate)> {
+        let (ticks, covered) = self.newest(span_s * 1_000_000_000);
+        let mut sums = FlowTable::with_capacity_and_hasher(self.flows.len(), Default::default());
+        for t in ticks {
+            for (id, c) in &t.sample.flows {
+                sums.entry(*id).or_default().add(c);
+            }
+        }
+        sums.into_iter()
+            .map(|(id, c)| (id, Rate::of(&c, covered)))
+            .collect()
     }
 
     /// iftop's columns for every flow that moved in the last 40 s.
@@ -310,6 +326,15 @@ mod tests {
         assert!(close(f2.averages[2].tx, 100_000.0 / 31.0));
         assert_eq!(f2.peak.tx, 50_000.0);
         assert_eq!(f2.cumulative.tx_bytes, 100_000);
+        // One span alone gives the same averages as the full columns.
+        for (i, span) in SPANS.iter().enumerate() {
+            let one = h.averages(*span);
+            let one: HashMap<FlowId, Rate> = one.into_iter().collect();
+            assert_eq!(one.len(), 2, "flows 1 and 2 moved in every span");
+            for (fid, rate) in &one {
+                assert_eq!(*rate, flows[fid].averages[i], "flow {fid:?}, {span} s");
+            }
+        }
 
         let i = h.interface();
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::window::{History, Rate, Rolling};
 use netmon_common::Direction;
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,11 +85,13 @@ fn sleep_until(deadline: Instant, stop: &CancellationToken) -> bool {
     }
 }
 
-/// The `k` flows with the highest 10 s average (both directions), highest first. Pure.
-pub fn top_flows(flows: HashMap<FlowId, Rolling>, k: usize) -> Vec<(FlowId, Rate)> {
-    let mut v: Vec<(FlowId, Rate)> = flows
+/// The span the per-flow series rank by and report, in seconds (iftop's middle column).
+pub const FLOW_SERIES_SPAN: u64 = 10;
+
+/// The `k` flows with the highest average (both directions), highest first. Pure.
+pub fn top_flows(averages: Vec<(FlowId, Rate)>, k: usize) -> Vec<(FlowId, Rate)> {
+    let mut v: Vec<(FlowId, Rate)> = averages
         .into_iter()
-        .map(|(id, r)| (id, r.averages[1]))
         .filter(|(_, r)| r.total() > 0.0)
         .collect();
     v.sort_by(|a, b| b.1.total().total_cmp(&a.1.total()).then(a.0.cmp(&b.0)));
@@ -311,7 +313,8 @@ impl Agent {
                     self.metrics.record(&w.info, sample, active);
                     self.metrics.record_rolling(&w.info, &rolling);
                     if self.opts.flow_series > 0 {
-                        let top = top_flows(w.history.flows(), self.opts.flow_series);
+                        let top =
+                            top_flows(w.history.averages(FLOW_SERIES_SPAN), self.opts.flow_series);
                         self.metrics.set_flows(&w.info.name, &top);
                     }
                 }
@@ -488,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn top_flows_rank_by_the_10s_average_and_skip_quiet_ones() {
+    fn top_flows_rank_by_the_average_and_skip_quiet_ones() {
         let id = |port: u16| FlowId {
             local: "10.0.0.1".parse().unwrap(),
             remote: "10.0.0.2".parse().unwrap(),
@@ -496,19 +499,12 @@ mod tests {
             remote_port: 80,
             protocol: 6,
         };
-        let rolling = |two: f64, ten: f64| Rolling {
-            averages: [
-                Rate { rx: two, tx: 0.0 },
-                Rate { rx: ten, tx: 1.0 },
-                Rate::default(),
-            ],
-            ..Default::default()
-        };
-        let mut flows = HashMap::new();
-        flows.insert(id(1), rolling(900.0, 10.0));
-        flows.insert(id(2), rolling(0.0, 50.0));
-        flows.insert(id(3), rolling(5.0, 30.0));
-        flows.insert(id(4), Rolling::default());
+        let flows = vec![
+            (id(1), Rate { rx: 10.0, tx: 1.0 }),
+            (id(2), Rate { rx: 50.0, tx: 1.0 }),
+            (id(3), Rate { rx: 30.0, tx: 1.0 }),
+            (id(4), Rate::default()),
+        ];
         let top = top_flows(flows.clone(), 2);
         assert_eq!(
             top.iter().map(|(f, _)| f.local_port).collect::<Vec<_>>(),
