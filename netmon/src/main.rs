@@ -165,15 +165,16 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         Some(path) => Some(http::Token::from_file(path)?),
         None => http::Token::from_env()?,
     };
-    // /mcp's gates; a missing token on a public address turns /mcp off instead of failing, so
-    // a DaemonSet without a token Secret still serves metrics.
+    // /mcp's gates. HttpOptions refuses a public address without a token; for the agent that
+    // turns /mcp off instead of failing, so a DaemonSet without a token Secret still serves
+    // metrics.
     let http_opts = match http::HttpOptions::new(args.listen, token, args.allowed_host, vec![]) {
         Ok(o) => Some(o),
         Err(netmon::Error::HttpNeedsToken { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     let agent = netmon::agent::Agent::new(opts)?;
-    let mcp = http_opts.filter(netmon::agent::http::mcp_allowed).map(|o| {
+    let mcp = http_opts.map(|o| {
         let handler = NetmonMcp::for_agent(agent.clone(), netmon::config::Config::default());
         (handler, o)
     });

@@ -30,8 +30,9 @@ impl AgentClient {
     fn unreachable(&self, detail: impl ToString) -> Error {
         let detail = detail.to_string();
         // rmcp reports a 401 as "Auth required" / "authorization required" inside its
-        // transport error.
-        if detail.to_ascii_lowercase().contains("auth") {
+        // transport error; a bare "auth" would also match e.g. an invalid URI authority.
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("auth required") || lower.contains("authorization required") {
             return Error::AgentRefused {
                 host: self.label.clone(),
                 url: self.url.clone(),

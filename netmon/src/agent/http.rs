@@ -46,11 +46,6 @@ async fn health(State(port): State<Port>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
-/// Whether `/mcp` may be served on `opts`: with a token, or on loopback without one.
-pub fn mcp_allowed(opts: &HttpOptions) -> bool {
-    opts.token.is_some() || opts.addr.ip().is_loopback()
-}
-
 /// Binds `opts.addr` and serves until `shutdown`; `/mcp` too when `mcp` is given.
 /// `on_bound` gets the bound address.
 pub async fn serve(
