@@ -1,10 +1,16 @@
 //! netmon's TC classifier.
 //!
 //! Attached to clsact/TCX ingress and egress of an interface, it adds every packet to the per-CPU
-//! interface totals and to one entry of the flow table. It only reads the packet (through
+//! interface totals and to one entry of a flow table. It only reads the packet (through
 //! `bpf_skb_load_bytes`, which is bounds-checked and also works on non-linear GSO skbs) and
 //! returns `TC_ACT_UNSPEC` on every path, so the packet continues to the next filter exactly as if
 //! netmon were not there.
+//!
+//! Per packet, the common case costs one hash lookup (the flow, in the table of its family), one
+//! inlined per-CPU array lookup (the totals), one header read and two atomic adds. There is no clock read: userspace judges a
+//! flow idle from counters that did not move between its reads. The link layer is not looked up: each
+//! interface gets the program pair of its kind (`*_raw` for devices without an Ethernet header),
+//! chosen when userspace attaches.
 #![no_std]
 #![no_main]
 // BPF has a locked add but no compare-and-swap loop, so core's AtomicU64::fetch_add is not
@@ -16,15 +22,14 @@ mod parse;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_ktime_get_coarse_ns,
     macros::{classifier, map},
-    maps::{HashMap, PerCpuHashMap},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
     programs::TcContext,
 };
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use netmon_common::{
-    DEFAULT_FLOW_CAPACITY, DirTotals, Direction, FlowKey, FlowValue, LINKS_CAPACITY, LinkKind,
-    TOTALS_CAPACITY, TotalsKey,
+    DEFAULT_FLOW_CAPACITY, DirTotals, Direction, FlowKey4, FlowKey6, FlowValue, SlotTotals,
+    TOTALS_SLOTS, TOTALS_SPILL_CAPACITY, TotalsKey, totals_index,
 };
 use parse::Parsed;
 
@@ -32,90 +37,128 @@ use parse::Parsed;
 /// TC_ACT_PIPE would also pass the packet, but it ends the cls_bpf filter chain.
 const TC_ACT_UNSPEC: i32 = -1;
 
-// Capacity is replaced at load time by userspace (`--table-capacity`).
-#[map(name = "NETMON_FLOWS")]
-static FLOWS: HashMap<FlowKey, FlowValue> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
+// Capacities are replaced at load time by userspace (`--table-capacity`).
+#[map(name = "NETMON_FLOWS4")]
+static FLOWS4: HashMap<FlowKey4, FlowValue> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
+
+#[map(name = "NETMON_FLOWS6")]
+static FLOWS6: HashMap<FlowKey6, FlowValue> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
 
 #[map(name = "NETMON_TOTALS")]
-static TOTALS: PerCpuHashMap<TotalsKey, DirTotals> =
-    PerCpuHashMap::with_max_entries(TOTALS_CAPACITY, 0);
+static TOTALS: PerCpuArray<SlotTotals> = PerCpuArray::with_max_entries(TOTALS_SLOTS * 2, 0);
 
-#[map(name = "NETMON_LINKS")]
-static LINKS: HashMap<u32, u32> = HashMap::with_max_entries(LINKS_CAPACITY, 0);
+#[map(name = "NETMON_TOTALS_SPILL")]
+static TOTALS_SPILL: PerCpuHashMap<TotalsKey, DirTotals> =
+    PerCpuHashMap::with_max_entries(TOTALS_SPILL_CAPACITY, 0);
 
 #[classifier]
 pub fn netmon_ingress(ctx: TcContext) -> i32 {
-    account(&ctx, Direction::Ingress);
+    account::<false>(&ctx, Direction::Ingress);
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn netmon_egress(ctx: TcContext) -> i32 {
-    account(&ctx, Direction::Egress);
+    account::<false>(&ctx, Direction::Egress);
     TC_ACT_UNSPEC
 }
 
+#[classifier]
+pub fn netmon_ingress_raw(ctx: TcContext) -> i32 {
+    account::<true>(&ctx, Direction::Ingress);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn netmon_egress_raw(ctx: TcContext) -> i32 {
+    account::<true>(&ctx, Direction::Egress);
+    TC_ACT_UNSPEC
+}
+
+/// Does nothing: the floor the benchmark measures the programs above against.
+#[classifier]
+pub fn netmon_floor(_ctx: TcContext) -> i32 {
+    TC_ACT_UNSPEC
+}
+
+/// `RAW`: the interface's frames start at the IP header.
 #[inline(always)]
-fn account(ctx: &TcContext, direction: Direction) {
+fn account<const RAW: bool>(ctx: &TcContext, direction: Direction) {
     // SAFETY: ctx.skb.skb is the program's context pointer; the verifier rewrites these loads.
     let (ifindex, frame_len, gso_segs, gso_size) = unsafe {
         let skb = &*ctx.skb.skb;
         (skb.ifindex, skb.len, skb.gso_segs, skb.gso_size)
     };
-    let link = match unsafe { LINKS.get(ifindex) } {
-        Some(&k) if k == LinkKind::RawIp as u32 => LinkKind::RawIp,
-        _ => LinkKind::Ethernet,
-    };
-    let parsed = parse::parse(ctx, link, direction, frame_len, gso_segs, gso_size);
-
     let Some(totals) = totals_for(ifindex, direction) else {
         return;
     };
-    // SAFETY: a per-CPU value is only written by this CPU, and BPF programs do not nest on one
-    // CPU for the same hook, so plain read-modify-write is exact.
+    // SAFETY: a per-CPU value is only written by this CPU, and a TC program does not nest with
+    // itself on one CPU (ingress runs in softirq, egress with bottom halves off), so plain
+    // read-modify-write is exact.
     let totals = unsafe { &mut *totals };
     totals.frames += 1;
     totals.frame_bytes += u64::from(frame_len);
-    let Parsed::Ip {
-        mut key,
-        packets,
-        bytes,
-    } = parsed
-    else {
-        totals.other_frames += 1;
-        totals.other_bytes += u64::from(frame_len);
-        return;
-    };
+    // Each arm looks its key up itself: moving a key out of the match would copy it.
+    let (packets, bytes, added) =
+        match parse::parse::<RAW>(ctx, direction, frame_len, gso_segs, gso_size) {
+            Parsed::V4 {
+                mut key,
+                packets,
+                bytes,
+            } => {
+                key.ifindex = ifindex;
+                let added = add_to_flow(&FLOWS4, &key, direction, packets, bytes);
+                (packets, bytes, added)
+            }
+            Parsed::V6 {
+                mut key,
+                packets,
+                bytes,
+            } => {
+                key.ifindex = ifindex;
+                let added = add_to_flow(&FLOWS6, &key, direction, packets, bytes);
+                (packets, bytes, added)
+            }
+            Parsed::Other => {
+                totals.other_frames += 1;
+                totals.other_bytes += u64::from(frame_len);
+                return;
+            }
+        };
     totals.ip_packets += packets;
     totals.ip_bytes += bytes;
-
-    key.ifindex = ifindex;
-    match add_to_flow(&key, direction, packets, bytes) {
-        Ok(()) => {}
-        Err(reason) => {
-            totals.overflow_packets += packets;
-            totals.overflow_bytes += bytes;
-            match reason {
-                Overflow::TableFull => totals.overflow_table_full += 1,
-                Overflow::InsertFailed => totals.overflow_insert_failed += 1,
-            }
+    if let Err(reason) = added {
+        totals.overflow_packets += packets;
+        totals.overflow_bytes += bytes;
+        match reason {
+            Overflow::TableFull => totals.overflow_table_full += 1,
+            Overflow::InsertFailed => totals.overflow_insert_failed += 1,
         }
     }
 }
 
-/// Userspace creates both entries of an interface when it attaches; creating one here is only
-/// the fallback for a packet that races that.
+/// This CPU's totals of one direction of `ifindex`: its array slot when it holds it (the
+/// lookup is inlined by the verifier, no hash), else its entry in the spill hash. Userspace
+/// creates both when it attaches; creating a spill entry here is only the fallback for a packet
+/// that races that.
 #[inline(always)]
 fn totals_for(ifindex: u32, direction: Direction) -> Option<*mut DirTotals> {
+    if let Some(slot) = TOTALS.get_ptr_mut(totals_index(ifindex, direction)) {
+        // SAFETY: `slot` points at this CPU's value of an array element, valid for the program's
+        // run; only its owner field is read here.
+        if unsafe { (*slot).owner } == ifindex {
+            return Some(unsafe { &raw mut (*slot).totals });
+        }
+    }
     let key = TotalsKey {
         ifindex,
         direction: direction as u32,
     };
-    if let Some(p) = TOTALS.get_ptr_mut(key) {
+    if let Some(p) = TOTALS_SPILL.get_ptr_mut(key) {
         return Some(p);
     }
-    let _ = TOTALS.insert(key, DirTotals::default(), u64::from(BPF_NOEXIST));
-    TOTALS.get_ptr_mut(key)
+    let _ = TOTALS_SPILL.insert(key, DirTotals::default(), u64::from(BPF_NOEXIST));
+    TOTALS_SPILL.get_ptr_mut(key)
 }
 
 enum Overflow {
@@ -126,29 +169,24 @@ enum Overflow {
 const E2BIG: i32 = 7;
 
 #[inline(always)]
-fn add_to_flow(
-    key: &FlowKey,
+fn add_to_flow<K>(
+    flows: &HashMap<K, FlowValue>,
+    key: &K,
     direction: Direction,
     packets: u64,
     bytes: u64,
 ) -> Result<(), Overflow> {
-    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let value = match FLOWS.get_ptr_mut(key) {
+    let value = match flows.get_ptr_mut(key) {
         Some(v) => v,
         None => {
-            let fresh = FlowValue {
-                first_seen_ns: now,
-                ..FlowValue::default()
-            };
             // NOEXIST: another CPU may have created the entry since the lookup; then we add to
             // theirs below instead of overwriting it.
-            if let Err(err) = FLOWS.insert(key, &fresh, u64::from(BPF_NOEXIST)) {
+            if let Err(err) = flows.insert(key, &FlowValue::default(), u64::from(BPF_NOEXIST)) {
                 if err == -E2BIG {
                     return Err(Overflow::TableFull);
                 }
             }
-            FLOWS.get_ptr_mut(key).ok_or(Overflow::InsertFailed)?
+            flows.get_ptr_mut(key).ok_or(Overflow::InsertFailed)?
         }
     };
     // SAFETY: `value` points into the map's value memory for this key; flows are shared by all
@@ -160,7 +198,6 @@ fn add_to_flow(
         };
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(b, bytes);
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, packets);
-        (*value).last_seen_ns = now;
     }
     Ok(())
 }

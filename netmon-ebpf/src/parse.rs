@@ -1,9 +1,21 @@
 //! Frame parsing: link layer (Ethernet + VLAN tags, or none), IPv4/IPv6 (options, fragments,
-//! extension headers) and the L4 ports. Every read goes through `bpf_skb_load_bytes`; a read that
-//! fails means the frame is shorter than its headers claim, and the frame becomes "other".
+//! extension headers) and the L4 ports, into the flow key of the packet's family. Every read goes
+//! through `bpf_skb_load_bytes`, which is bounds-checked and also reads non-linear (GSO) skbs; a
+//! read that fails means the frame is shorter than its headers claim, and the frame becomes
+//! "other".
+//!
+//! The common packet (untagged, an IPv4 header without options, not a fragment) is read with one
+//! load of a fixed block: the end of the link header, the IP header and the ports. An IPv6 packet
+//! whose next header is the L4 header takes one more load of its own block. Everything else
+//! (VLAN tags, options, fragments, extension headers, short frames) goes the general way, one
+//! load per header. The TCP header length is read only for GSO packets, the only ones whose size
+//! depends on it.
+//!
+//! The fixed blocks are structs of naturally aligned integers, and addresses travel as words, not
+//! byte arrays: LLVM's BPF backend reads, writes and copies a byte array one byte at a time.
 
 use aya_ebpf::programs::TcContext;
-use netmon_common::{Direction, FAMILY_V4, FAMILY_V6, FlowKey, LinkKind};
+use netmon_common::{Direction, FlowKey4, FlowKey6};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 const ETH_HLEN: u32 = 14;
@@ -27,105 +39,293 @@ const IPPROTO_DSTOPTS: u8 = 60;
 const IPPROTO_SCTP: u8 = 132;
 const IPPROTO_UDPLITE: u8 = 136;
 
+const IPV4_HLEN: u32 = 20;
+const IPV6_HLEN: u32 = 40;
 const TCP_DOFF_OFFSET: u32 = 12;
 const UDP_HLEN: u32 = 8;
 
-pub enum Parsed {
-    /// An IP packet: its flow key (ifindex still unset) and what it adds on the wire.
-    Ip {
-        key: FlowKey,
-        packets: u64,
-        bytes: u64,
-    },
-    /// Not IP, or too short/garbled to read the IP header.
-    Other,
+/// An IPv4 header without options and the first four L4 bytes. Multi-byte fields are as on the
+/// wire (network byte order).
+#[repr(C)]
+struct V4Block {
+    vihl: u8,
+    tos: u8,
+    tot_len: u16,
+    id: u16,
+    frag: u16,
+    ttl: u8,
+    proto: u8,
+    check: u16,
+    src: u32,
+    dst: u32,
+    ports: [u16; 2],
 }
 
-/// What the network layer told us, before the L4 header is read.
+/// An IPv6 header and the first four L4 bytes.
+#[repr(C)]
+struct V6Block {
+    vcf: u32,
+    payload_len: u16,
+    next: u8,
+    hop: u8,
+    src: [u32; 4],
+    dst: [u32; 4],
+    ports: [u16; 2],
+}
+
+/// A block as read behind Ethernet: from offset 10, so the IP header starts 4-aligned after the
+/// last two MAC bytes and the ethertype.
+#[repr(C)]
+struct EthBlock<B> {
+    _mac_tail: u16,
+    ethertype: u16,
+    ip: B,
+}
+
+/// What the network layer told us.
 struct L3 {
     /// Offset of the IP header in the frame.
     off: u32,
     /// Offset of the L4 header (after IPv4 options / IPv6 extension headers).
     l4_off: u32,
     proto: u8,
-    family: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
     /// Length the IP header claims for the whole packet; 0 when it does not say (IPv6 jumbo,
-    /// BIG TCP, GSO super-packets are not trusted).
+    /// BIG TCP). Not trusted for GSO super-packets.
     claimed_len: u32,
     /// Only the first fragment (or an unfragmented packet) carries the L4 header.
     has_l4: bool,
+    /// The L4 ports as on the wire, when the fixed block already held them.
+    ports: Option<[u16; 2]>,
 }
 
+/// A packet's addresses as the keys hold them: words with the wire's bytes in order.
+#[derive(Clone, Copy)]
+enum Addrs {
+    V4 { src: u32, dst: u32 },
+    V6 { src: [u32; 4], dst: [u32; 4] },
+}
+
+pub enum Parsed {
+    /// An IPv4 packet: its flow key (ifindex still unset) and what it adds on the wire.
+    V4 {
+        key: FlowKey4,
+        packets: u64,
+        bytes: u64,
+    },
+    /// An IPv6 packet, as above.
+    V6 {
+        key: FlowKey6,
+        packets: u64,
+        bytes: u64,
+    },
+    /// Not IP, or too short or garbled to read the IP header.
+    Other,
+}
+
+/// `RAW`: the frame starts at the IP header (no link layer).
 #[inline(always)]
-pub fn parse(
+pub fn parse<const RAW: bool>(
     ctx: &TcContext,
-    link: LinkKind,
     direction: Direction,
     frame_len: u32,
     gso_segs: u32,
     gso_size: u32,
 ) -> Parsed {
-    let Some((off, ethertype)) = link_layer(ctx, link) else {
-        return Parsed::Other;
+    let found = match fast::<RAW>(ctx) {
+        Some(f) => Some(f),
+        None => general::<RAW>(ctx),
     };
-    let l3 = match ethertype {
-        ETH_P_IP => ipv4(ctx, off),
-        ETH_P_IPV6 => ipv6(ctx, off),
-        _ => None,
-    };
-    let Some(l3) = l3 else {
+    let Some((l3, addrs)) = found else {
         return Parsed::Other;
     };
     if frame_len < l3.l4_off {
         return Parsed::Other;
     }
 
-    let (mut src_port, mut dst_port, mut l4_hdr_len) = (0u16, 0u16, 0u32);
-    if l3.has_l4 && has_ports(l3.proto) {
-        if let Ok(ports) = ctx.load::<[u8; 4]>(l3.l4_off as usize) {
-            src_port = u16::from_be_bytes([ports[0], ports[1]]);
-            dst_port = u16::from_be_bytes([ports[2], ports[3]]);
-        }
-        l4_hdr_len = match l3.proto {
-            IPPROTO_TCP => match ctx.load::<u8>((l3.l4_off + TCP_DOFF_OFFSET) as usize) {
-                Ok(b) => u32::from(b >> 4) * 4,
-                Err(_) => 0,
-            },
-            IPPROTO_UDP | IPPROTO_UDPLITE => UDP_HLEN,
-            _ => 0,
+    let (mut src_port, mut dst_port) = (0, 0);
+    let ported = l3.has_l4 && has_ports(l3.proto);
+    if ported {
+        let ports = match l3.ports {
+            Some(p) => Some(p),
+            None => ctx.load::<[u16; 2]>(l3.l4_off as usize).ok(),
         };
+        if let Some([src, dst]) = ports {
+            (src_port, dst_port) = (u16::from_be(src), u16::from_be(dst));
+        }
     }
+    let (local_port, remote_port) = match direction {
+        Direction::Ingress => (dst_port, src_port),
+        Direction::Egress => (src_port, dst_port),
+    };
 
     let l3_len = frame_len - l3.off;
-    let (packets, bytes) = wire_size(&l3, l3_len, l4_hdr_len, gso_segs, gso_size);
-
-    let (local_addr, remote_addr, local_port, remote_port) = match direction {
-        Direction::Ingress => (l3.dst, l3.src, dst_port, src_port),
-        Direction::Egress => (l3.src, l3.dst, src_port, dst_port),
+    let (packets, bytes) = if gso_size > 0 || gso_segs > 1 {
+        let l4_hdr_len = if ported { l4_header_len(ctx, &l3) } else { 0 };
+        gso_wire_size(&l3, l3_len, l4_hdr_len, gso_segs, gso_size)
+    } else {
+        (1, u64::from(plain_len(&l3, l3_len)))
     };
-    Parsed::Ip {
-        key: FlowKey {
-            ifindex: 0,
-            local_addr,
-            remote_addr,
-            local_port,
-            remote_port,
-            proto: l3.proto,
-            family: l3.family,
-            _pad: [0; 2],
-        },
-        packets,
-        bytes,
+
+    match addrs {
+        Addrs::V4 { src, dst } => {
+            let (local_addr, remote_addr) = match direction {
+                Direction::Ingress => (dst, src),
+                Direction::Egress => (src, dst),
+            };
+            Parsed::V4 {
+                key: FlowKey4 {
+                    ifindex: 0,
+                    local_addr,
+                    remote_addr,
+                    local_port,
+                    remote_port,
+                    proto: l3.proto,
+                    _pad: [0; 3],
+                },
+                packets,
+                bytes,
+            }
+        }
+        Addrs::V6 { src, dst } => {
+            let (local_addr, remote_addr) = match direction {
+                Direction::Ingress => (dst, src),
+                Direction::Egress => (src, dst),
+            };
+            Parsed::V6 {
+                key: FlowKey6 {
+                    ifindex: 0,
+                    local_addr,
+                    remote_addr,
+                    local_port,
+                    remote_port,
+                    proto: l3.proto,
+                    _pad: [0; 3],
+                },
+                packets,
+                bytes,
+            }
+        }
     }
 }
 
-/// Packets and L3 bytes this skb puts on the wire. A GSO super-packet becomes `segs` packets,
-/// each carrying its own copy of the IP and L4 headers; its IP length field may be 0 (BIG TCP) or
-/// describe only the super-packet, so the skb length is used instead.
+/// The common packet from one fixed block (two for IPv6); `None` sends the frame the general
+/// way, which reads it again from the start.
 #[inline(always)]
-fn wire_size(l3: &L3, l3_len: u32, l4_hdr_len: u32, gso_segs: u32, gso_size: u32) -> (u64, u64) {
+fn fast<const RAW: bool>(ctx: &TcContext) -> Option<(L3, Addrs)> {
+    // On a raw-IP device the version nibble says the family; behind Ethernet the ethertype must
+    // say the same.
+    let (off, v4) = if RAW {
+        (0, ctx.load::<V4Block>(0).ok()?)
+    } else {
+        let b = ctx.load::<EthBlock<V4Block>>(10).ok()?;
+        match u16::from_be(b.ethertype) {
+            ETH_P_IP => (ETH_HLEN, b.ip),
+            ETH_P_IPV6 => return fast_v6::<RAW>(ctx),
+            _ => return None,
+        }
+    };
+    if RAW && v4.vihl >> 4 == 6 {
+        return fast_v6::<RAW>(ctx);
+    }
+    // IPv4 with a 20-byte header; neither a later fragment nor a first one (MF clear, offset 0):
+    // fragments go the general way.
+    if v4.vihl != 0x45 || u16::from_be(v4.frag) & 0x3fff != 0 {
+        return None;
+    }
+    let l3 = L3 {
+        off,
+        l4_off: off + IPV4_HLEN,
+        proto: v4.proto,
+        claimed_len: u32::from(u16::from_be(v4.tot_len)),
+        has_l4: true,
+        ports: Some(v4.ports),
+    };
+    Some((
+        l3,
+        Addrs::V4 {
+            src: v4.src,
+            dst: v4.dst,
+        },
+    ))
+}
+
+/// An IPv6 packet whose next header is the L4 header, from its own block.
+#[inline(always)]
+fn fast_v6<const RAW: bool>(ctx: &TcContext) -> Option<(L3, Addrs)> {
+    let (off, v6) = if RAW {
+        (0, ctx.load::<V6Block>(0).ok()?)
+    } else {
+        (ETH_HLEN, ctx.load::<EthBlock<V6Block>>(10).ok()?.ip)
+    };
+    if u32::from_be(v6.vcf) >> 28 != 6 || is_ipv6_ext(v6.next) {
+        return None;
+    }
+    let payload_len = u32::from(u16::from_be(v6.payload_len));
+    let l3 = L3 {
+        off,
+        l4_off: off + IPV6_HLEN,
+        proto: v6.next,
+        claimed_len: if payload_len == 0 {
+            0
+        } else {
+            IPV6_HLEN + payload_len
+        },
+        has_l4: true,
+        ports: Some(v6.ports),
+    };
+    Some((
+        l3,
+        Addrs::V6 {
+            src: v6.src,
+            dst: v6.dst,
+        },
+    ))
+}
+
+#[inline(always)]
+fn is_ipv6_ext(next: u8) -> bool {
+    matches!(
+        next,
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT | IPPROTO_AH | IPPROTO_DSTOPTS
+    )
+}
+
+/// Header bytes of the L4 protocol that every GSO segment repeats.
+#[inline(always)]
+fn l4_header_len(ctx: &TcContext, l3: &L3) -> u32 {
+    match l3.proto {
+        IPPROTO_TCP => match ctx.load::<u8>((l3.l4_off + TCP_DOFF_OFFSET) as usize) {
+            Ok(b) => u32::from(b >> 4) * 4,
+            Err(_) => 0,
+        },
+        IPPROTO_UDP | IPPROTO_UDPLITE => UDP_HLEN,
+        _ => 0,
+    }
+}
+
+/// L3 bytes of a packet that is not GSO: the IP length when it fits, so Ethernet padding of short
+/// frames is not counted as IP bytes (iftop counts the IP length too).
+#[inline(always)]
+fn plain_len(l3: &L3, l3_len: u32) -> u32 {
+    let claimed = l3.claimed_len;
+    if claimed >= l3.l4_off - l3.off && claimed <= l3_len && claimed > 0 {
+        claimed
+    } else {
+        l3_len
+    }
+}
+
+/// Packets and L3 bytes a GSO super-packet puts on the wire: `segs` packets, each carrying its own
+/// copy of the IP and L4 headers. Its IP length field may be 0 (BIG TCP) or describe only the
+/// super-packet, so the skb length is used instead.
+#[inline(always)]
+fn gso_wire_size(
+    l3: &L3,
+    l3_len: u32,
+    l4_hdr_len: u32,
+    gso_segs: u32,
+    gso_size: u32,
+) -> (u64, u64) {
     let hdr_len = (l3.l4_off - l3.off) + l4_hdr_len;
     let mut segs = gso_segs;
     if segs == 0 && gso_size > 0 && l3_len > hdr_len {
@@ -135,15 +335,7 @@ fn wire_size(l3: &L3, l3_len: u32, l4_hdr_len: u32, gso_segs: u32, gso_size: u32
         let extra = u64::from(segs - 1) * u64::from(hdr_len);
         return (u64::from(segs), u64::from(l3_len) + extra);
     }
-    // Not GSO: trust the IP length when it fits, so Ethernet padding of short frames is not
-    // counted as IP bytes (iftop counts the IP length too).
-    let bytes =
-        if l3.claimed_len >= l3.l4_off - l3.off && l3.claimed_len <= l3_len && l3.claimed_len > 0 {
-            l3.claimed_len
-        } else {
-            l3_len
-        };
-    (1, u64::from(bytes))
+    (1, u64::from(plain_len(l3, l3_len)))
 }
 
 #[inline(always)]
@@ -154,10 +346,21 @@ fn has_ports(proto: u8) -> bool {
     )
 }
 
+/// Every frame the fixed blocks do not cover, one header at a time.
+#[inline(always)]
+fn general<const RAW: bool>(ctx: &TcContext) -> Option<(L3, Addrs)> {
+    let (off, ethertype) = link_layer::<RAW>(ctx)?;
+    match ethertype {
+        ETH_P_IP => ipv4(ctx, off),
+        ETH_P_IPV6 => ipv6(ctx, off),
+        _ => None,
+    }
+}
+
 /// Offset of the network header and its ethertype.
 #[inline(always)]
-fn link_layer(ctx: &TcContext, link: LinkKind) -> Option<(u32, u16)> {
-    if let LinkKind::RawIp = link {
+fn link_layer<const RAW: bool>(ctx: &TcContext) -> Option<(u32, u16)> {
+    if RAW {
         let first = ctx.load::<u8>(0).ok()?;
         return match first >> 4 {
             4 => Some((0, ETH_P_IP)),
@@ -165,59 +368,62 @@ fn link_layer(ctx: &TcContext, link: LinkKind) -> Option<(u32, u16)> {
             _ => None,
         };
     }
-    let mut ethertype = u16::from_be_bytes(ctx.load::<[u8; 2]>(12).ok()?);
+    let mut ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
     let mut off = ETH_HLEN;
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
         // A tag is TCI (2 bytes) then the next ethertype (2 bytes).
-        ethertype = u16::from_be_bytes(ctx.load::<[u8; 2]>((off + 2) as usize).ok()?);
+        ethertype = u16::from_be(ctx.load::<u16>((off + 2) as usize).ok()?);
         off += 4;
     }
     Some((off, ethertype))
 }
 
+/// Four wire bytes as the word the key stores (the same bytes in memory).
 #[inline(always)]
-fn ipv4(ctx: &TcContext, off: u32) -> Option<L3> {
+fn word(b: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(b)
+}
+
+#[inline(always)]
+fn ipv4(ctx: &TcContext, off: u32) -> Option<(L3, Addrs)> {
     let ip = ctx.load::<Ipv4Hdr>(off as usize).ok()?;
     if ip.vihl >> 4 != 4 {
         return None;
     }
     let ihl = u32::from(ip.vihl & 0x0f) * 4;
-    if ihl < 20 {
+    if ihl < IPV4_HLEN {
         return None;
     }
     let frag = u16::from_be_bytes(ip.frags);
-    let frag_offset = frag & 0x1fff;
-    Some(L3 {
+    let l3 = L3 {
         off,
         l4_off: off + ihl,
         proto: ip.proto,
-        family: FAMILY_V4,
-        src: v4_mapped(ip.src_addr),
-        dst: v4_mapped(ip.dst_addr),
         claimed_len: u32::from(u16::from_be_bytes(ip.tot_len)),
-        has_l4: frag_offset == 0,
-    })
+        has_l4: frag & 0x1fff == 0,
+        ports: None,
+    };
+    Some((
+        l3,
+        Addrs::V4 {
+            src: word(ip.src_addr),
+            dst: word(ip.dst_addr),
+        },
+    ))
 }
 
 #[inline(always)]
-fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
-    [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
-    ]
-}
-
-#[inline(always)]
-fn ipv6(ctx: &TcContext, off: u32) -> Option<L3> {
+fn ipv6(ctx: &TcContext, off: u32) -> Option<(L3, Addrs)> {
     let ip = ctx.load::<Ipv6Hdr>(off as usize).ok()?;
     if ip.vcf[0] >> 4 != 6 {
         return None;
     }
     let payload_len = u32::from(u16::from_be_bytes(ip.payload_len));
     let mut next = ip.next_hdr;
-    let mut cur = off + 40;
+    let mut cur = off + IPV6_HLEN;
     let mut has_l4 = true;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         let len = match next {
@@ -243,18 +449,31 @@ fn ipv6(ctx: &TcContext, off: u32) -> Option<L3> {
         };
         cur += len;
     }
-    Some(L3 {
+    let words = |a: [u8; 16]| {
+        [
+            word([a[0], a[1], a[2], a[3]]),
+            word([a[4], a[5], a[6], a[7]]),
+            word([a[8], a[9], a[10], a[11]]),
+            word([a[12], a[13], a[14], a[15]]),
+        ]
+    };
+    let l3 = L3 {
         off,
         l4_off: cur,
         proto: next,
-        family: FAMILY_V6,
-        src: ip.src_addr,
-        dst: ip.dst_addr,
         claimed_len: if payload_len == 0 {
             0
         } else {
-            40 + payload_len
+            IPV6_HLEN + payload_len
         },
         has_l4,
-    })
+        ports: None,
+    };
+    Some((
+        l3,
+        Addrs::V6 {
+            src: words(ip.src_addr),
+            dst: words(ip.dst_addr),
+        },
+    ))
 }

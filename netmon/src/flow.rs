@@ -1,6 +1,7 @@
-//! Typed flows: the kernel's raw [`FlowKey`] turned into addresses, ports and a protocol.
+//! Typed flows: the kernel's raw [`FlowKey4`]/[`FlowKey6`] turned into addresses, ports and a
+//! protocol, and back.
 
-use netmon_common::{FAMILY_V4, FlowKey, FlowValue};
+use netmon_common::{FlowKey4, FlowKey6, FlowValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -50,14 +51,8 @@ pub struct FlowId {
 }
 
 impl FlowId {
-    pub fn from_key(key: &FlowKey) -> Self {
-        let addr = |a: [u8; 16]| -> IpAddr {
-            if key.family == FAMILY_V4 {
-                IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
-            } else {
-                IpAddr::V6(Ipv6Addr::from(a))
-            }
-        };
+    pub fn from_v4(key: &FlowKey4) -> Self {
+        let addr = |w: u32| IpAddr::V4(Ipv4Addr::from(w.to_ne_bytes()));
         Self {
             local: addr(key.local_addr),
             remote: addr(key.remote_addr),
@@ -66,6 +61,72 @@ impl FlowId {
             protocol: key.proto,
         }
     }
+
+    pub fn from_v6(key: &FlowKey6) -> Self {
+        let addr = |w: [u32; 4]| IpAddr::V6(Ipv6Addr::from(bytes(w)));
+        Self {
+            local: addr(key.local_addr),
+            remote: addr(key.remote_addr),
+            local_port: key.local_port,
+            remote_port: key.remote_port,
+            protocol: key.proto,
+        }
+    }
+
+    /// The kernel's key for this flow on `ifindex`. Flows read from the kernel have both ends in
+    /// one family; a mixed pair (never read from the kernel) is keyed as IPv6, IPv4-mapped.
+    pub fn key(&self, ifindex: u32) -> RawKey {
+        match (self.local, self.remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => RawKey::V4(FlowKey4 {
+                ifindex,
+                local_addr: u32::from_ne_bytes(l.octets()),
+                remote_addr: u32::from_ne_bytes(r.octets()),
+                local_port: self.local_port,
+                remote_port: self.remote_port,
+                proto: self.protocol,
+                _pad: [0; 3],
+            }),
+            (l, r) => {
+                let v6 = |a: IpAddr| {
+                    words(match a {
+                        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+                        IpAddr::V6(a) => a.octets(),
+                    })
+                };
+                RawKey::V6(FlowKey6 {
+                    ifindex,
+                    local_addr: v6(l),
+                    remote_addr: v6(r),
+                    local_port: self.local_port,
+                    remote_port: self.remote_port,
+                    proto: self.protocol,
+                    _pad: [0; 3],
+                })
+            }
+        }
+    }
+}
+
+/// A kernel flow key: each family has its own table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RawKey {
+    V4(FlowKey4),
+    V6(FlowKey6),
+}
+
+/// An address's bytes from the key's words (which hold them in order in memory).
+fn bytes(words: [u32; 4]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    for (chunk, w) in b.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    b
+}
+
+/// The key's words of an address.
+fn words(b: [u8; 16]) -> [u32; 4] {
+    let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    [w(0), w(4), w(8), w(12)]
 }
 
 /// Byte and packet counters of one flow (or their difference over a window).
@@ -109,43 +170,46 @@ impl From<&FlowValue> for FlowCounters {
 mod tests {
     use super::*;
 
-    fn key(family: u8, local: [u8; 16], remote: [u8; 16]) -> FlowKey {
-        FlowKey {
+    #[test]
+    fn v4_keys_read_and_written_back() {
+        let k = FlowKey4 {
             ifindex: 3,
-            local_addr: local,
-            remote_addr: remote,
+            // As the classifier stores them: the wire's bytes in order.
+            local_addr: u32::from_ne_bytes([10, 200, 1, 2]),
+            remote_addr: u32::from_ne_bytes([10, 200, 1, 1]),
             local_port: 5201,
             remote_port: 40000,
             proto: 6,
-            family,
-            _pad: [0; 2],
-        }
-    }
-
-    #[test]
-    fn v4_keys_are_read_from_the_mapped_tail() {
-        let mut l = [0u8; 16];
-        l[10] = 0xff;
-        l[11] = 0xff;
-        l[12..].copy_from_slice(&[10, 200, 1, 2]);
-        let mut r = l;
-        r[15] = 1;
-        let id = FlowId::from_key(&key(FAMILY_V4, l, r));
+            _pad: [0; 3],
+        };
+        let id = FlowId::from_v4(&k);
         assert_eq!(id.local, "10.200.1.2".parse::<IpAddr>().unwrap());
         assert_eq!(id.remote, "10.200.1.1".parse::<IpAddr>().unwrap());
         assert_eq!(
             (id.local_port, id.remote_port, id.protocol),
             (5201, 40000, 6)
         );
+        assert_eq!(id.key(3), RawKey::V4(k));
     }
 
     #[test]
     fn v6_keys_keep_all_sixteen_bytes() {
         let l: Ipv6Addr = "fd00:200::2".parse().unwrap();
         let r: Ipv6Addr = "fd00:200::1".parse().unwrap();
-        let id = FlowId::from_key(&key(netmon_common::FAMILY_V6, l.octets(), r.octets()));
+        let k = FlowKey6 {
+            ifindex: 9,
+            local_addr: words(l.octets()),
+            remote_addr: words(r.octets()),
+            local_port: 1,
+            remote_port: 2,
+            proto: 17,
+            _pad: [0; 3],
+        };
+        let id = FlowId::from_v6(&k);
         assert_eq!(id.local, IpAddr::V6(l));
         assert_eq!(id.remote, IpAddr::V6(r));
+        assert_eq!(id.key(9), RawKey::V6(k));
+        assert_eq!(bytes(words(l.octets())), l.octets());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`flow`]: the kernel's raw flow keys as typed addresses, ports and protocols.
 //! - [`snapshot`]: kernel counters at an instant, and the difference of two over a window.
 //! - [`rank`]: sort key, grouping by host pair, top N.
+//! - [`tick`]: one tick of an always-on sampler: what moved, which flows are idle, and what
+//!   evicted entries counted late.
 //! - [`window`]: iftop's rolling views (2 s, 10 s, 40 s, peak, cumulative) over ticks of an
 //!   always-on sampler.
 //! - [`units`]: MB/Mbps for JSON, iftop's notation for text.
@@ -47,6 +49,7 @@ pub mod snapshot;
 pub mod source;
 pub mod ssh;
 pub mod text;
+pub mod tick;
 pub mod units;
 pub mod window;
 

@@ -8,7 +8,7 @@
 
 use crate::flow::{FlowId, Protocol};
 use crate::iface::InterfaceInfo;
-use crate::snapshot::Sample;
+use crate::snapshot::{Sample, TableFill};
 use crate::window::{Rate, Rolling};
 use netmon_common::DirTotals;
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
@@ -82,7 +82,7 @@ pub struct Metrics {
     up: IntGaugeVec,
     collections: IntCounter,
     last_collection: Gauge,
-    table_entries: IntGauge,
+    table_entries: IntGaugeVec,
     evictions: IntCounterVec,
     flow_rate: GaugeVec,
     rolling: GaugeVec,
@@ -181,11 +181,11 @@ impl Metrics {
                 "Unix time of the last collection.",
             ))
             .expect("valid metric"),
-            table_entries: IntGauge::with_opts(opts(
+            table_entries: int_gauges(
                 "flow_table_entries",
-                "Entries in the kernel flow table.",
-            ))
-            .expect("valid metric"),
+                "Entries in the kernel flow tables, by address family (each family has its own table of flow_table_capacity entries).",
+                &["family"],
+            ),
             evictions: counters(
                 "flow_table_evictions_total",
                 "Idle flows removed from the kernel table, by reason (idle: quiet for --evict-idle; pressure: the table was three-quarters full).",
@@ -209,14 +209,13 @@ impl Metrics {
         agent_up.set(1);
         let capacity = IntGauge::with_opts(opts(
             "flow_table_capacity",
-            "Capacity of the kernel flow table.",
+            "Capacity of each kernel flow table (IPv4 and IPv6 have one each).",
         ))
         .expect("valid metric");
         capacity.set(i64::from(table_capacity));
         for c in [
             Box::new(m.collections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.last_collection.clone()),
-            Box::new(m.table_entries.clone()),
             Box::new(agent_up),
             Box::new(capacity),
         ] {
@@ -351,12 +350,15 @@ impl Metrics {
         }
     }
 
-    /// One collection round is over.
-    pub fn collected(&self, unix_seconds: f64, table_entries: usize) {
+    /// One collection round is over; the tables held `fill`.
+    pub fn collected(&self, unix_seconds: f64, fill: TableFill) {
         self.collections.inc();
         self.last_collection.set(unix_seconds);
-        self.table_entries
-            .set(i64::try_from(table_entries).unwrap_or(i64::MAX));
+        for (family, n) in [("ipv4", fill.v4), ("ipv6", fill.v6)] {
+            self.table_entries
+                .with_label_values(&[family])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every series.
@@ -413,7 +415,7 @@ mod tests {
         let m = Metrics::new(65_536);
         m.record(&eth0(), &sample(10, 1_000), true);
         m.record(&eth0(), &sample(30, 4_000), true);
-        m.collected(1_800_000_000.5, 42);
+        m.collected(1_800_000_000.5, TableFill { v4: 42, v6: 3 });
         let text = m.render();
         for line in [
             r#"netmon_tc_packets_total{direction="ingress",ifindex="2",interface="eth0"} 40"#,
@@ -424,7 +426,8 @@ mod tests {
             r#"netmon_interface_active{ifindex="2",interface="eth0"} 1"#,
             "netmon_up 1",
             "netmon_collection_total 1",
-            "netmon_flow_table_entries 42",
+            r#"netmon_flow_table_entries{family="ipv4"} 42"#,
+            r#"netmon_flow_table_entries{family="ipv6"} 3"#,
             "netmon_flow_table_capacity 65536",
             "# TYPE netmon_tc_bytes_total counter",
         ] {

@@ -23,6 +23,21 @@ pub struct Snapshot {
     pub flows: FlowTable,
 }
 
+/// Entries of each flow table (IPv4 and IPv6 have one each), as a full read counted them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableFill {
+    pub v4: usize,
+    pub v6: usize,
+}
+
+impl TableFill {
+    /// The fuller table's entries: both have the same capacity, so it is the one that overflows
+    /// first.
+    pub fn fullest(&self) -> usize {
+        self.v4.max(self.v6)
+    }
+}
+
 /// What crossed the interface between two snapshots.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sample {

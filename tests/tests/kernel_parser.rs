@@ -5,27 +5,58 @@
 use aya::programs::{TestRun, TestRunOptions};
 use netmon::flow::FlowId;
 use netmon::snapshot::Snapshot;
+use netmon::source::ebpf::loader::Program;
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon_common::{Direction, LinkKind};
 use netmon_tests::require_root;
 use std::net::IpAddr;
+use std::ops::Deref;
 
 const LO: u32 = 1;
 const TC_ACT_UNSPEC: u32 = u32::MAX;
 
-fn source(link: LinkKind, capacity: u32) -> EbpfSource {
+/// A loaded classifier and the kind of link its test frames have.
+struct Classifier {
+    source: EbpfSource,
+    link: LinkKind,
+}
+
+impl Deref for Classifier {
+    type Target = EbpfSource;
+    fn deref(&self) -> &EbpfSource {
+        &self.source
+    }
+}
+
+fn source(link: LinkKind, capacity: u32) -> Classifier {
+    let c = Classifier {
+        link,
+        ..source_unprepared(capacity)
+    };
+    c.prepare(LO).expect("prepare");
+    c
+}
+
+/// A loaded Ethernet classifier whose maps have no totals for lo yet.
+fn source_unprepared(capacity: u32) -> Classifier {
     require_root();
-    let s = EbpfSource::load(EbpfOptions {
+    let source = EbpfSource::load(EbpfOptions {
         flow_capacity: capacity,
     })
     .expect("load");
-    s.prepare(LO, link).expect("prepare");
-    s
+    Classifier {
+        source,
+        link: LinkKind::Ethernet,
+    }
 }
 
-fn run(s: &EbpfSource, dir: Direction, frame: &[u8]) {
+fn run(s: &Classifier, direction: Direction, frame: &[u8]) {
+    let which = Program::Classifier {
+        direction,
+        link: s.link,
+    };
     let ret = s
-        .with_program(dir, |p| {
+        .with_program(which, |p| {
             p.test_run(TestRunOptions {
                 data_in: Some(frame),
                 ..Default::default()
@@ -339,10 +370,11 @@ fn the_streamed_window_end_equals_the_diff_of_two_snapshots() {
 
 #[test]
 fn idle_flows_leave_the_table_and_every_byte_stays_counted() {
-    use netmon::source::ebpf::coarse_now_ns;
+    use netmon::source::ebpf::monotonic_ns;
+    use netmon::tick::{Tracked, tick};
     let s = source(LinkKind::Ethernet, 1024);
     let udp = |port: u16| concat(&[&eth(0x0800), &ipv4(17, 0, 12, 0), &ports(port, 53, 8)]);
-    let start = s.snapshot(LO);
+    let start = Tracked::start(s.snapshot(LO));
     let mut counted = 0u64;
     let mut add = |sample: &netmon::snapshot::Sample| {
         counted += sample
@@ -351,47 +383,55 @@ fn idle_flows_leave_the_table_and_every_byte_stays_counted() {
             .map(|(_, c)| c.rx_bytes + c.tx_bytes)
             .sum::<u64>();
     };
-    // 50 flows, then quiet; the coarse clock moves a jiffy (at most 10 ms) at a time.
+    // One tick: a reading, the idle flows removed, their late bytes added.
+    let round = |prev: &Tracked, idle_before: u64| {
+        let mut t = tick(prev, s.snapshot(LO), idle_before);
+        s.evict(LO, &mut t);
+        let evicted = t.evicted;
+        let (next, sample) = t.finish();
+        (next, sample, evicted)
+    };
+    // 50 flows, then quiet.
     for port in 1000..1050 {
         run(&s, Direction::Ingress, &udp(port));
     }
-    let first = s.tick(LO, &start, None);
-    assert_eq!((first.evicted, first.sample.flows.len()), (0, 50));
-    add(&first.sample);
-    std::thread::sleep(std::time::Duration::from_millis(30));
-    let quiet_before = coarse_now_ns();
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    let (first, sample, evicted) = round(&start, 0);
+    assert_eq!((evicted, sample.flows.len()), (0, 50));
+    add(&sample);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let quiet_before = monotonic_ns();
+    std::thread::sleep(std::time::Duration::from_millis(5));
     // 10 of them move again, after the cutoff (ingress again: an egress frame with the same
-    // addresses would be another connection, its local and remote ends swapped).
+    // addresses would be another connection, its local and remote ends swapped). Their counters
+    // moved since the first reading; the other 40 did not, so they are idle.
     for port in 1000..1010 {
         run(&s, Direction::Ingress, &udp(port));
     }
-    let second = s.tick(LO, &first.now, Some(quiet_before));
-    assert_eq!(second.evicted, 40, "the 40 quiet flows leave the table");
-    assert_eq!(second.now.flows.len(), 10);
+    let (second, sample, evicted) = round(&first, quiet_before);
+    assert_eq!(evicted, 40, "the 40 quiet flows leave the table");
+    assert_eq!(second.snapshot.flows.len(), 10);
     assert_eq!(
         s.snapshot(LO).flows.len(),
         10,
         "the kernel table holds only the flows that moved"
     );
-    assert_eq!(second.sample.flows.len(), 10);
-    add(&second.sample);
+    assert_eq!(sample.flows.len(), 10);
+    add(&sample);
     // Evicted flows that come back are new entries, counted from zero: once, not twice.
     for port in 1040..1045 {
         run(&s, Direction::Ingress, &udp(port));
         run(&s, Direction::Ingress, &udp(port));
     }
-    let third = s.tick(LO, &second.now, Some(quiet_before));
-    assert_eq!(third.evicted, 0);
-    assert_eq!(third.sample.flows.len(), 5);
+    let (_, sample, evicted) = round(&second, 0);
+    assert_eq!(evicted, 0);
+    assert_eq!(sample.flows.len(), 5);
     assert!(
-        third
-            .sample
+        sample
             .flows
             .iter()
             .all(|(_, c)| c.rx_packets == 2 && c.rx_bytes == 64)
     );
-    add(&third.sample);
+    add(&sample);
     let totals = s.snapshot(LO);
     let ip_bytes = totals.rx.ip_bytes + totals.tx.ip_bytes;
     assert_eq!(ip_bytes, (50 + 10 + 10) * 32);
@@ -399,4 +439,78 @@ fn idle_flows_leave_the_table_and_every_byte_stays_counted() {
         counted, ip_bytes,
         "every byte is in exactly one tick's flows"
     );
+}
+
+#[test]
+fn the_fixed_block_path_and_the_general_path_count_the_same() {
+    // Each packet untagged (read with one fixed block) and behind an 802.1Q tag (read header by
+    // header): the same flow, the same IP bytes; only the frame is 4 bytes longer.
+    let plain = [
+        concat(&[
+            &eth(0x0800),
+            &ipv4(17, 0, 8 + 12, 0),
+            &ports(5353, 53, 4 + 12),
+        ]),
+        concat(&[&eth(0x0800), &ipv4(6, 0, 20 + 5, 0), &tcp(40000, 443, 5)]),
+        concat(&[&eth(0x86DD), &ipv6(17, 8 + 10), &ports(4000, 4001, 4 + 10)]),
+        concat(&[&eth(0x86DD), &ipv6(6, 20 + 3), &tcp(50000, 22, 3)]),
+    ];
+    let fast = source(LinkKind::Ethernet, 1024);
+    let general = source(LinkKind::Ethernet, 1024);
+    for f in &plain {
+        run(&fast, Direction::Egress, f);
+        let tagged = concat(&[
+            &vlan(f[..14].to_vec(), 0x8100, u16::from_be_bytes([f[12], f[13]])),
+            &f[14..],
+        ]);
+        run(&general, Direction::Egress, &tagged);
+    }
+    let (a, b) = (fast.snapshot(LO), general.snapshot(LO));
+    assert_eq!(a.flows.len(), 4);
+    assert_eq!(
+        a.flows, b.flows,
+        "both paths must give the same flows and counts"
+    );
+    assert_eq!(a.tx.ip_bytes, b.tx.ip_bytes);
+    assert_eq!(a.tx.frame_bytes + 4 * 4, b.tx.frame_bytes);
+    let t = flow(&a, "fd00::1", 50000, "fd00::2", 22, 6);
+    assert_eq!((t.tx_packets, t.tx_bytes), (1, 40 + 23));
+    let u = flow(&a, "10.0.0.1", 5353, "10.0.0.2", 53, 17);
+    assert_eq!(u.tx_bytes, 40);
+}
+
+#[test]
+fn a_frame_shorter_than_the_fixed_block_is_read_the_general_way() {
+    // Ethernet + a bare 20-byte IPv4 header (protocol 59, nothing after it): 34 bytes, fewer
+    // than the 38 the fixed block needs.
+    let s = source(LinkKind::Ethernet, 1024);
+    let bare = concat(&[&eth(0x0800), &ipv4(59, 0, 0, 0)]);
+    assert_eq!(bare.len(), 34);
+    run(&s, Direction::Ingress, &bare);
+    let snap = s.snapshot(LO);
+    let f = flow(&snap, "10.0.0.2", 0, "10.0.0.1", 0, 59);
+    assert_eq!((f.rx_packets, f.rx_bytes), (1, 20));
+    assert_eq!(snap.rx.other_frames, 0);
+}
+
+#[test]
+fn an_interface_whose_totals_slot_is_taken_counts_in_the_spill_map() {
+    // Another interface holds lo's slot (same ifindex modulo the slot count): lo's totals go to
+    // the spill hash, and nothing of lo's lands in the other's slot.
+    let s = source_unprepared(1024);
+    let other = LO + netmon_common::TOTALS_SLOTS;
+    s.prepare(other).expect("prepare the slot holder");
+    s.prepare(LO).expect("prepare lo");
+    let f = concat(&[
+        &eth(0x0800),
+        &ipv4(17, 0, 8 + 12, 0),
+        &ports(5353, 53, 4 + 12),
+    ]);
+    run(&s, Direction::Ingress, &f);
+    run(&s, Direction::Egress, &f);
+    let snap = s.snapshot(LO);
+    assert_eq!((snap.rx.frames, snap.rx.ip_bytes), (1, 40));
+    assert_eq!((snap.tx.frames, snap.tx.ip_bytes), (1, 40));
+    let held = s.snapshot(other);
+    assert_eq!((held.rx.frames, held.tx.frames), (0, 0));
 }

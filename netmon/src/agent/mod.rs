@@ -13,10 +13,10 @@ use crate::flow::FlowId;
 use crate::iface::{self, InterfaceInfo, InterfaceKind};
 use crate::metrics::{EvictReason, Metrics};
 use crate::request::IfaceName;
-use crate::snapshot::{Sample, Snapshot};
-use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource, coarse_now_ns};
+use crate::snapshot::{Sample, TableFill};
+use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource, monotonic_ns};
+use crate::tick::{self, Tracked};
 use crate::window::{History, Rate, Rolling};
-use netmon_common::Direction;
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -47,11 +47,11 @@ pub struct AgentOptions {
     pub flow_series: usize,
 }
 
-/// The coarse-clock instant before which a flow's last packet makes its entry leave the kernel
-/// table, and why: after `idle` normally, after two ticks once the table is three-quarters full,
-/// so a busy host keeps room for new flows instead of overflowing. Pure.
+/// The instant (the readings' clock) before which a flow whose counters have not moved since
+/// leaves the kernel table, and why: after `idle` normally, after two ticks once a table is
+/// three-quarters full, so a busy host keeps room for new flows instead of overflowing. Pure.
 pub fn evict_before(
-    coarse_now_ns: u64,
+    now_ns: u64,
     idle: Duration,
     tick: Duration,
     entries: usize,
@@ -59,10 +59,10 @@ pub fn evict_before(
 ) -> (u64, EvictReason) {
     if entries * 4 >= capacity as usize * PRESSURE_QUARTERS {
         let quiet = (tick * PRESSURE_TICKS).as_nanos() as u64;
-        (coarse_now_ns.saturating_sub(quiet), EvictReason::Pressure)
+        (now_ns.saturating_sub(quiet), EvictReason::Pressure)
     } else {
         let quiet = idle.as_nanos() as u64;
-        (coarse_now_ns.saturating_sub(quiet), EvictReason::Idle)
+        (now_ns.saturating_sub(quiet), EvictReason::Idle)
     }
 }
 
@@ -112,23 +112,32 @@ pub fn select<'a>(all: &'a [InterfaceInfo], names: &[IfaceName]) -> Vec<&'a Inte
         .collect()
 }
 
+/// What the agent shows of one watched interface: read by /health, /metrics and /mcp.
 struct Watched {
     info: InterfaceInfo,
-    _attachment: Attachment,
-    prev: Snapshot,
     history: History,
     collections: u64,
 }
 
-/// The agent's state, shared by the collection loop and the HTTP handlers.
+/// What only the collector thread touches of one watched interface: the attachment and the
+/// last reading to diff against.
+struct Collecting {
+    name: String,
+    attachment: Attachment,
+    tracked: Tracked,
+}
+
+/// The agent's state, shared by the collection loop and the HTTP handlers. The collector reads
+/// the kernel without holding any of these locks, and holds `watched` only to add a tick.
 pub struct Agent {
     source: EbpfSource,
     opts: AgentOptions,
     watched: Mutex<BTreeMap<u32, Watched>>,
     pub metrics: Metrics,
     last_collection_unix: Mutex<Option<f64>>,
-    /// Kernel table entries after the last round, for the eviction policy and /health.
-    entries: AtomicUsize,
+    /// Flow-table entries after the last round, for the eviction policy and /health.
+    entries_v4: AtomicUsize,
+    entries_v6: AtomicUsize,
     evicted: AtomicU64,
 }
 
@@ -154,7 +163,11 @@ pub struct Health {
     pub ingress_program_id: Option<u32>,
     pub egress_program_id: Option<u32>,
     pub last_collection_unix: Option<f64>,
+    /// Entries in the fuller of the two flow tables (IPv4, IPv6): the one pressure acts on.
     pub flow_table_entries: usize,
+    pub flow_table_entries_ipv4: usize,
+    pub flow_table_entries_ipv6: usize,
+    /// Capacity of each flow table.
     pub flow_table_capacity: u32,
     /// Idle entries removed from the kernel table since start (their bytes were kept).
     pub flow_table_evictions: u64,
@@ -220,7 +233,7 @@ fn unix_now() -> f64 {
 }
 
 impl Agent {
-    /// Loads the classifier; nothing is attached until the first [`Self::collect`].
+    /// Loads the classifier; nothing is attached until the first collection.
     pub fn new(opts: AgentOptions) -> Result<Arc<Self>> {
         let source = EbpfSource::load(opts.ebpf)?;
         Ok(Arc::new(Self {
@@ -229,53 +242,63 @@ impl Agent {
             opts,
             watched: Mutex::new(BTreeMap::new()),
             last_collection_unix: Mutex::new(None),
-            entries: AtomicUsize::new(0),
+            entries_v4: AtomicUsize::new(0),
+            entries_v6: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
         }))
+    }
+
+    fn fill(&self) -> TableFill {
+        TableFill {
+            v4: self.entries_v4.load(Ordering::Relaxed),
+            v6: self.entries_v6.load(Ordering::Relaxed),
+        }
     }
 
     fn watched(&self) -> MutexGuard<'_, BTreeMap<u32, Watched>> {
         self.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One round: attach to new interfaces, drop vanished ones, and add each watched one's
-    /// traffic since the last round to its history and to the metrics.
-    pub fn collect(&self) -> Result<()> {
+    /// One round: attach to new interfaces, drop vanished ones, read the kernel's tables once
+    /// for every watched interface, and add each one's traffic since the last round to its
+    /// history and to the metrics.
+    fn collect(&self, collecting: &mut BTreeMap<u32, Collecting>) -> Result<()> {
         let all = iface::list()?;
         let wanted = select(&all, &self.opts.ifaces);
-        let mut watched = self.watched();
         // Same index and name, or it is another interface now.
-        let gone: Vec<u32> = watched
+        let gone: Vec<u32> = collecting
             .iter()
-            .filter(|(idx, w)| {
-                !wanted
-                    .iter()
-                    .any(|i| i.index == **idx && i.name == w.info.name)
-            })
+            .filter(|(idx, c)| !wanted.iter().any(|i| i.index == **idx && i.name == c.name))
             .map(|(idx, _)| *idx)
             .collect();
         for idx in gone {
-            if let Some(w) = watched.remove(&idx) {
-                log::info!(
-                    "{} (ifindex {idx}) is gone or no longer wanted",
-                    w.info.name
-                );
+            if let Some(c) = collecting.remove(&idx) {
+                log::info!("{} (ifindex {idx}) is gone or no longer wanted", c.name);
+                c.attachment.detach();
+            }
+            if let Some(w) = self.watched().remove(&idx) {
                 self.metrics.forget(&w.info);
             }
         }
         for info in wanted {
-            if watched.contains_key(&info.index) {
+            if collecting.contains_key(&info.index) {
                 continue;
             }
             match self.source.attach(info) {
                 Ok(attachment) => {
-                    let prev = self.source.snapshot(info.index);
-                    watched.insert(
+                    let first = self.source.snapshot(info.index);
+                    collecting.insert(
+                        info.index,
+                        Collecting {
+                            name: info.name.clone(),
+                            attachment,
+                            tracked: Tracked::start(first),
+                        },
+                    );
+                    self.watched().insert(
                         info.index,
                         Watched {
                             info: info.clone(),
-                            _attachment: attachment,
-                            prev,
                             history: History::default(),
                             collections: 0,
                         },
@@ -284,46 +307,37 @@ impl Agent {
                 Err(e) => log::warn!("not watching {}: {e}", info.name),
             }
         }
+
+        let ifindexes: Vec<u32> = collecting.keys().copied().collect();
+        let mut reading = self.source.read(&ifindexes);
         let (idle_before, reason) = evict_before(
-            coarse_now_ns(),
+            monotonic_ns(),
             self.opts.evict_idle,
             self.opts.tick,
-            self.entries.load(Ordering::Relaxed),
+            self.fill().fullest(),
             self.opts.ebpf.flow_capacity,
         );
-        let mut entries = 0;
-        for w in watched.values_mut() {
-            let tick = self.source.tick(w.info.index, &w.prev, Some(idle_before));
-            entries += tick.now.flows.len();
-            if tick.evicted > 0 {
-                self.metrics.evicted(reason, tick.evicted);
-                self.evicted
-                    .fetch_add(tick.evicted as u64, Ordering::Relaxed);
+        let mut fill = reading.fill;
+        for (&ifindex, c) in collecting.iter_mut() {
+            let mut t = tick::tick(&c.tracked, reading.take(ifindex), idle_before);
+            if !t.idle.is_empty() {
+                self.source.evict(ifindex, &mut t);
             }
-            w.history.push(tick.now.taken_ns, tick.sample);
-            w.prev = tick.now;
-            w.collections += 1;
-            if let Some(i) = all.iter().find(|i| i.index == w.info.index) {
-                w.info.up = i.up;
+            if t.evicted > 0 {
+                self.metrics.evicted(reason, t.evicted);
+                self.evicted.fetch_add(t.evicted as u64, Ordering::Relaxed);
             }
-            let rolling = w.history.interface();
-            let active = rolling.averages[2].total() > 0.0;
-            match w.history.latest() {
-                Some(sample) if active || !self.opts.active_only => {
-                    self.metrics.record(&w.info, sample, active);
-                    self.metrics.record_rolling(&w.info, &rolling);
-                    if self.opts.flow_series > 0 {
-                        let top =
-                            top_flows(w.history.averages(FLOW_SERIES_SPAN), self.opts.flow_series);
-                        self.metrics.set_flows(&w.info.name, &top);
-                    }
-                }
-                _ => self.metrics.forget(&w.info),
-            }
+            // Evicted entries left the tables after the reading counted them.
+            fill.v6 = fill.v6.saturating_sub(t.evicted_v6);
+            fill.v4 = fill.v4.saturating_sub(t.evicted - t.evicted_v6);
+            let (tracked, sample) = t.finish();
+            c.tracked = tracked;
+            self.record(ifindex, &all, c.tracked.snapshot.taken_ns, sample);
         }
-        self.entries.store(entries, Ordering::Relaxed);
+        self.entries_v4.store(fill.v4, Ordering::Relaxed);
+        self.entries_v6.store(fill.v6, Ordering::Relaxed);
         let unix = unix_now();
-        self.metrics.collected(unix, entries);
+        self.metrics.collected(unix, fill);
         *self
             .last_collection_unix
             .lock()
@@ -331,7 +345,34 @@ impl Agent {
         Ok(())
     }
 
-    /// Collects every tick until `shutdown`; then drops every attachment.
+    /// Adds one tick of `ifindex` to its history and to the metrics.
+    fn record(&self, ifindex: u32, all: &[InterfaceInfo], end_ns: u64, sample: Sample) {
+        let mut watched = self.watched();
+        let Some(w) = watched.get_mut(&ifindex) else {
+            return;
+        };
+        w.history.push(end_ns, sample);
+        w.collections += 1;
+        if let Some(i) = all.iter().find(|i| i.index == ifindex) {
+            w.info.up = i.up;
+        }
+        let rolling = w.history.interface();
+        let active = rolling.averages[2].total() > 0.0;
+        match w.history.latest() {
+            Some(sample) if active || !self.opts.active_only => {
+                self.metrics.record(&w.info, sample, active);
+                self.metrics.record_rolling(&w.info, &rolling);
+                if self.opts.flow_series > 0 {
+                    let top =
+                        top_flows(w.history.averages(FLOW_SERIES_SPAN), self.opts.flow_series);
+                    self.metrics.set_flows(&w.info.name, &top);
+                }
+            }
+            _ => self.metrics.forget(&w.info),
+        }
+    }
+
+    /// Collects every tick until `shutdown`; then detaches everything.
     ///
     /// One thread does every collection. A blocking task per tick would land on whichever pool
     /// thread is free, and glibc gives threads their own malloc arenas, so each of them would
@@ -341,9 +382,10 @@ impl Agent {
         let me = self.clone();
         let stop = shutdown.clone();
         let collector = tokio::task::spawn_blocking(move || {
+            let mut collecting = BTreeMap::new();
             let mut next = Instant::now();
             while sleep_until(next, &stop) {
-                if let Err(e) = me.collect() {
+                if let Err(e) = me.collect(&mut collecting) {
                     log::warn!("collection failed: {e}");
                 }
                 // A late tick is not made up for: the next one is a whole tick later.
@@ -352,6 +394,9 @@ impl Agent {
                 if next < now {
                     next = now + me.opts.tick;
                 }
+            }
+            for (_, c) in collecting {
+                c.attachment.detach();
             }
         });
         if let Err(e) = collector.await {
@@ -362,13 +407,9 @@ impl Agent {
     }
 
     pub fn health(&self) -> Health {
+        let (ingress_program_id, egress_program_id) = self.source.program_ids();
+        let fill = self.fill();
         let watched = self.watched();
-        let id = |d: Direction| {
-            self.source
-                .with_program(d, |p| p.info().ok().map(|i| i.id()))
-                .ok()
-                .flatten()
-        };
         Health {
             up: true,
             interfaces: watched
@@ -382,13 +423,15 @@ impl Agent {
                     rolling: (&w.history.interface()).into(),
                 })
                 .collect(),
-            ingress_program_id: id(Direction::Ingress),
-            egress_program_id: id(Direction::Egress),
+            ingress_program_id,
+            egress_program_id,
             last_collection_unix: *self
                 .last_collection_unix
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
-            flow_table_entries: watched.values().map(|w| w.prev.flows.len()).sum(),
+            flow_table_entries: fill.fullest(),
+            flow_table_entries_ipv4: fill.v4,
+            flow_table_entries_ipv6: fill.v6,
             flow_table_capacity: self.opts.ebpf.flow_capacity,
             flow_table_evictions: self.evicted.load(Ordering::Relaxed),
             mcp: false,

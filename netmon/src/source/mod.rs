@@ -3,7 +3,6 @@
 //! [`scripted::ScriptedSource`] replays snapshots for tests. Everything above this seam (diff,
 //! ranking, the result object, the text view) is the same whatever the source.
 
-mod batch;
 pub mod ebpf;
 pub mod scripted;
 pub mod ssh;

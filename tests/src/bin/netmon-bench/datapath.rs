@@ -132,6 +132,8 @@ struct Burst {
 
 pub struct Bench<'a> {
     pub flood: &'a Path,
+    /// This benchmark's own binary, run in the test namespace to attach the empty classifier.
+    pub me: &'a Path,
     /// Seconds of traffic per run.
     pub seconds: u32,
     pub runs: usize,
@@ -258,18 +260,32 @@ impl Bench<'_> {
     }
 
     /// Nanoseconds the classifier spends per packet (kernel.bpf_stats_enabled's run_time_ns /
-    /// run_cnt, both programs) in one extra netmon run. Not timed against the others: the
-    /// statistics add two clock reads per program run.
-    pub fn classifier_ns_per_packet(&self, pair: &VethPair, load: Load) -> Option<f64> {
-        let _stats = BpfStats::enable()?;
+    /// run_cnt, both programs) in one extra netmon run, and the same for the do-nothing program
+    /// attached the same way (the floor: the statistics' own two clock reads and the call). Not
+    /// timed against the others: the statistics slow every program run.
+    pub fn classifier_ns_per_packet(&self, pair: &VethPair, load: Load) -> PerPacket {
+        let Some(_stats) = BpfStats::enable() else {
+            return PerPacket::default();
+        };
         let (child, stderr, _) = self.start_netmon(pair);
         let _ = self.burst(pair, load);
-        let progs = netmon_programs();
+        let netmon = ns_per_run(&program_stats(&["netmon_ingress", "netmon_egress"]));
         let _ = finish(child, Some(stderr));
-        let (ns, cnt) = progs
-            .iter()
-            .fold((0u64, 0u64), |(n, c), p| (n + p.0, c + p.1));
-        (cnt > 0).then(|| ns as f64 / cnt as f64)
+
+        let mut floor_child = Spawned(
+            in_ns(&pair.ns_a, self.me.to_str().expect("utf-8 path"))
+                .args(["--floor-iface", &pair.dev_a])
+                .args(["--floor-seconds", &(self.seconds + 5).to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawning the floor attacher"),
+        );
+        netmon_tests::wait_stderr_line(&mut floor_child, "floor attached");
+        let _ = self.burst(pair, load);
+        let floor = ns_per_run(&program_stats(&["netmon_floor"]));
+        drop(floor_child);
+        PerPacket { netmon, floor }
     }
 
     fn iftop(&self, pair: &VethPair, load: Load, run: usize) -> Run {
@@ -329,7 +345,7 @@ impl Bench<'_> {
 
     /// Every load, each run doing baseline, netmon and iftop back to back; then, per load, one
     /// run for the classifier's own cost per packet.
-    pub fn run_all(&self) -> (Vec<Run>, Vec<(Load, Option<f64>)>) {
+    pub fn run_all(&self) -> (Vec<Run>, Vec<(Load, PerPacket)>) {
         let mut runs = Vec::new();
         let mut per_packet = Vec::new();
         for load in Load::ALL {
@@ -361,7 +377,10 @@ impl Bench<'_> {
                 }
             }
             let ns = self.classifier_ns_per_packet(&pair, load);
-            eprintln!("netmon-bench: {load:?} classifier cost: {ns:?} ns/packet");
+            eprintln!(
+                "netmon-bench: {load:?} classifier cost: {:?} ns/packet, floor {:?}",
+                ns.netmon, ns.floor
+            );
             per_packet.push((load, ns));
         }
         (runs, per_packet)
@@ -466,9 +485,23 @@ impl Drop for BpfStats {
     }
 }
 
-/// (run_time_ns, run_cnt) of the newest netmon_ingress and netmon_egress programs: the ones the
-/// netmon this benchmark just started loaded.
-fn netmon_programs() -> Vec<(u64, u64)> {
+/// The classifier's and the floor's nanoseconds per run, from bpf_stats.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PerPacket {
+    pub netmon: Option<f64>,
+    pub floor: Option<f64>,
+}
+
+fn ns_per_run(stats: &[(u64, u64)]) -> Option<f64> {
+    let (ns, cnt) = stats
+        .iter()
+        .fold((0u64, 0u64), |(n, c), p| (n + p.0, c + p.1));
+    (cnt > 0).then(|| ns as f64 / cnt as f64)
+}
+
+/// (run_time_ns, run_cnt) of the newest program of each name: the ones the process this
+/// benchmark just started loaded.
+fn program_stats(names: &[&str]) -> Vec<(u64, u64)> {
     let Ok(out) = std::process::Command::new("bpftool")
         .args(["prog", "show", "--json"])
         .output()
@@ -476,7 +509,7 @@ fn netmon_programs() -> Vec<(u64, u64)> {
         return Vec::new();
     };
     let progs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    ["netmon_ingress", "netmon_egress"]
+    names
         .iter()
         .filter_map(|name| {
             progs

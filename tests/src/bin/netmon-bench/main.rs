@@ -5,6 +5,7 @@
 //! Timings here are measurements, never assertions: the machine is shared and noisy, so every
 //! comparison interleaves its variants run by run and reports medians.
 
+mod classifier;
 mod datapath;
 mod mcp;
 mod proc;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Section {
+    Classifier,
     Datapath,
     Snapshot,
     Mcp,
@@ -45,11 +47,37 @@ struct Args {
     /// The commit measured, for the report.
     #[arg(long, default_value = "unknown")]
     commit: String,
+    /// Internal: attach the do-nothing classifier to this interface (of the namespace this runs
+    /// in), say "floor attached" on stderr, and stay for --floor-seconds.
+    #[arg(long, hide = true)]
+    floor_iface: Option<String>,
+    #[arg(long, hide = true, default_value_t = 10)]
+    floor_seconds: u64,
+}
+
+/// The floor for the datapath's bpf_stats figures: run by the benchmark inside the test
+/// namespace, where the interface is.
+fn attach_floor(name: &str, seconds: u64) {
+    use netmon::source::ebpf::{EbpfOptions, EbpfSource};
+    let source = EbpfSource::load(EbpfOptions::default()).expect("loading the classifier");
+    let list = netmon::iface::list().expect("listing interfaces");
+    let iface = list
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("no interface {name}"));
+    let attached = source.attach_floor(iface).expect("attaching the floor");
+    eprintln!("netmon-bench: floor attached to {name}");
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    attached.detach();
 }
 
 fn main() {
     let args = Args::parse();
     netmon_tests::require_root();
+    if let Some(name) = &args.floor_iface {
+        attach_floor(name, args.floor_seconds);
+        return;
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().expect("binary directory").to_path_buf();
     let netmon = dir.join("netmon");
@@ -72,12 +100,19 @@ fn main() {
         eprintln!("netmon-bench: datapath ({runs} runs × 3 variants × 4 loads)");
         datapath::Bench {
             flood: &flood,
+            me: &exe,
             seconds: args.seconds,
             runs,
         }
         .run_all()
     } else {
         (Vec::new(), Vec::new())
+    };
+    let classifier = if want(Section::Classifier) {
+        eprintln!("netmon-bench: classifier cost with BPF_PROG_TEST_RUN");
+        classifier::measure(runs)
+    } else {
+        Vec::new()
     };
     let snapshots = if want(Section::Snapshot) {
         [1_024, 65_536, 262_144]
@@ -107,6 +142,7 @@ fn main() {
         report::Measured {
             datapath_runs: datapath,
             per_packet,
+            classifier,
             snapshot: snapshots,
             mcp,
             criterion,

@@ -6,6 +6,7 @@ use crate::proc::{median, status_kib};
 use aya::programs::{TestRun, TestRunOptions};
 use netmon::rank::{GroupBy, SortKey, rank};
 use netmon::snapshot::diff;
+use netmon::source::ebpf::loader::Program;
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon_common::{Direction, LinkKind};
 use serde::Serialize;
@@ -57,16 +58,22 @@ fn frame(i: u32) -> [u8; 46] {
 fn fill(source: &EbpfSource, flows: u32) -> f64 {
     let start = Instant::now();
     source
-        .with_program(Direction::Ingress, |p| {
-            for i in 0..flows {
-                let f = frame(i);
-                p.test_run(TestRunOptions {
-                    data_in: Some(&f),
-                    ..Default::default()
-                })
-                .expect("BPF_PROG_TEST_RUN");
-            }
-        })
+        .with_program(
+            Program::Classifier {
+                direction: Direction::Ingress,
+                link: LinkKind::Ethernet,
+            },
+            |p| {
+                for i in 0..flows {
+                    let f = frame(i);
+                    p.test_run(TestRunOptions {
+                        data_in: Some(&f),
+                        ..Default::default()
+                    })
+                    .expect("BPF_PROG_TEST_RUN");
+                }
+            },
+        )
         .expect("program");
     start.elapsed().as_secs_f64()
 }
@@ -80,7 +87,7 @@ pub fn measure(flows: usize, reps: usize) -> Cost {
         flow_capacity: flows as u32,
     })
     .expect("loading netmon's classifier (needs root)");
-    source.prepare(LO, LinkKind::Ethernet).expect("prepare lo");
+    source.prepare(LO).expect("prepare lo");
     let mut fill_s = vec![fill(&source, flows as u32)];
     let rss_before = status_kib(std::process::id(), "VmRSS").unwrap_or(0);
     let mut prev = source.snapshot(LO);

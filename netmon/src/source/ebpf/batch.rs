@@ -1,9 +1,13 @@
-//! Reading a whole BPF hash map with BPF_MAP_LOOKUP_BATCH (Linux 5.6+), which aya 0.14 does not
-//! wrap. Key-by-key iteration costs two syscalls per entry (get-next-key, then lookup): ~95 ms
-//! for 65,536 flows here. A batch copies thousands of entries per syscall.
+//! Two operations on a hash map that aya 0.14 does not wrap: reading it whole with
+//! BPF_MAP_LOOKUP_BATCH (Linux 5.6+), and BPF_MAP_LOOKUP_AND_DELETE_ELEM (5.14+ for hash maps).
+//! Key-by-key iteration costs two syscalls per entry (get-next-key, then lookup): ~95 ms for
+//! 65,536 flows here. A batch copies thousands of entries per syscall.
+//!
+//! Both take aya's typed map, whose key and value sizes aya checked against the kernel's when it
+//! opened the map, so the buffers handed to the kernel are the sizes it writes.
 
 use aya::Pod;
-use aya::maps::MapData;
+use aya::maps::{HashMap, IterableMap, MapData};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -28,12 +32,19 @@ struct BatchAttr {
 const CHUNK: usize = 4096;
 const MAX_CHUNK: usize = 1 << 20;
 
-/// Calls `f` with every entry of a (non-per-CPU) hash map whose keys are `K` and values `V`.
-/// The same two chunk buffers serve every syscall, so a big table costs no big allocation (and
-/// no page faults for one). Errors with `EINVAL`/`ENOTSUP` before calling `f` on kernels without
-/// batch operations; the caller then falls back to iteration.
-pub fn for_each<K: Pod, V: Pod>(map: &MapData, mut f: impl FnMut(&K, &V)) -> io::Result<()> {
-    let fd = map.fd().as_fd().as_raw_fd() as u32;
+fn fd(map: &MapData) -> u32 {
+    map.fd().as_fd().as_raw_fd() as u32
+}
+
+/// Calls `f` with every entry of a (non-per-CPU) hash map. The same two chunk buffers serve
+/// every syscall, so a big table costs no big allocation (and no page faults for one). Errors
+/// with `EINVAL`/`ENOTSUP` before calling `f` on kernels without batch operations; the caller
+/// then falls back to iteration.
+pub fn for_each<K: Pod, V: Pod>(
+    map: &HashMap<MapData, K, V>,
+    mut f: impl FnMut(&K, &V),
+) -> io::Result<()> {
+    let fd = fd(map.map());
     let mut chunk = CHUNK;
     // SAFETY: K and V are Pod: all-zero bytes are valid values.
     let mut keys: Vec<K> = vec![unsafe { std::mem::zeroed() }; chunk];
@@ -53,8 +64,8 @@ pub fn for_each<K: Pod, V: Pod>(map: &MapData, mut f: impl FnMut(&K, &V)) -> io:
             ..Default::default()
         };
         // SAFETY: attr points at live buffers of `chunk` keys and values of the map's sizes
-        // (Pod types whose sizes equal the map's key and value sizes); the kernel writes at most
-        // `count` of each and the token.
+        // (aya checked K and V against them when it opened the typed map); the kernel writes at
+        // most `count` of each and the token.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -103,17 +114,20 @@ struct ElemAttr {
 /// Removes `key` from a (non-per-CPU) hash map and returns the value it had at removal, in one
 /// syscall under the bucket's lock (Linux 5.14+ for hash maps), so nothing counted before the
 /// removal is lost between a read and a delete. `Ok(None)`: no such entry.
-pub fn lookup_and_delete<K: Pod, V: Pod>(map: &MapData, key: &K) -> io::Result<Option<V>> {
+pub fn lookup_and_delete<K: Pod, V: Pod>(
+    map: &HashMap<MapData, K, V>,
+    key: &K,
+) -> io::Result<Option<V>> {
     // SAFETY: V is Pod: all-zero bytes are a valid value.
     let mut value: V = unsafe { std::mem::zeroed() };
     let mut attr = ElemAttr {
-        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        map_fd: fd(map.map()),
         key: std::ptr::from_ref(key) as u64,
         value: &raw mut value as u64,
         ..Default::default()
     };
-    // SAFETY: key and value point at live Pod values of the map's key and value sizes; the
-    // kernel reads the key and writes one value.
+    // SAFETY: key and value point at live Pod values of the map's key and value sizes (checked
+    // by aya); the kernel reads the key and writes one value.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,

@@ -1,0 +1,210 @@
+//! netmon's kernel maps, typed: the flow tables (IPv4 and IPv6 keys), the per-CPU totals array
+//! with one slot per attached interface, and the spill hash for interfaces whose slot another
+//! holds. Reads take `&self` and need no lock of netmon's; writes (claiming a slot,
+//! giving an interface's entries back) take `&mut self`.
+
+use super::batch;
+use crate::error::{Error, Result};
+use crate::flow::{FlowCounters, FlowId, RawKey};
+use crate::snapshot::{TableFill, sum_totals};
+use aya::Ebpf;
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use netmon_common::{
+    DirTotals, Direction, FLOWS4_MAP, FLOWS6_MAP, FlowKey4, FlowKey6, FlowValue, SlotTotals,
+    TOTALS_MAP, TOTALS_SPILL_MAP, TotalsKey, totals_index,
+};
+use std::io;
+
+pub struct Maps {
+    flows4: HashMap<MapData, FlowKey4, FlowValue>,
+    flows6: HashMap<MapData, FlowKey6, FlowValue>,
+    totals: PerCpuArray<MapData, SlotTotals>,
+    spill: PerCpuHashMap<MapData, TotalsKey, DirTotals>,
+    nr_cpus: usize,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| Error::Ebpf {
+        action: "find a map",
+        detail: format!("map {name} is missing from the object"),
+    })?;
+    T::try_from(map).map_err(|e| Error::from_ebpf("open a map", &e))
+}
+
+impl Maps {
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
+        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::Io {
+            path: what.into(),
+            source: e,
+        })?;
+        Ok(Self {
+            flows4: take(ebpf, FLOWS4_MAP)?,
+            flows6: take(ebpf, FLOWS6_MAP)?,
+            totals: take(ebpf, TOTALS_MAP)?,
+            spill: take(ebpf, TOTALS_SPILL_MAP)?,
+            nr_cpus,
+        })
+    }
+
+    fn per_cpu<V: aya::Pod + Clone>(&self, v: V) -> Result<PerCpuValues<V>> {
+        PerCpuValues::try_from(vec![v; self.nr_cpus]).map_err(|e| Error::Ebpf {
+            action: "create interface totals",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Gives `ifindex` zeroed totals: its array slot when no other interface holds it, else
+    /// entries in the spill hash. Counting starts with the first packet after this.
+    pub fn claim(&mut self, ifindex: u32) -> Result<()> {
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let index = totals_index(ifindex, direction);
+            let owner = self
+                .totals
+                .get(&index, 0)
+                .map_err(|e| Error::from_ebpf("read interface totals", &e))?
+                .iter()
+                .map(|s| s.owner)
+                .next()
+                .unwrap_or(0);
+            if owner == ifindex {
+                continue;
+            }
+            if owner == 0 {
+                let mine = self.per_cpu(SlotTotals {
+                    owner: ifindex,
+                    ..Default::default()
+                })?;
+                self.totals
+                    .set(index, mine, 0)
+                    .map_err(|e| Error::from_ebpf("create interface totals", &e))?;
+                continue;
+            }
+            let key = TotalsKey {
+                ifindex,
+                direction: direction as u32,
+            };
+            if self.spill.get(&key, 0).is_err() {
+                let zeros = self.per_cpu(DirTotals::default())?;
+                self.spill
+                    .insert(key, zeros, 0)
+                    .map_err(|e| Error::from_ebpf("create interface totals", &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees `ifindex`'s slot or spill entries, and removes its flows from the tables, which all
+    /// interfaces share.
+    pub fn release(&mut self, ifindex: u32) {
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let index = totals_index(ifindex, direction);
+            let held = self
+                .totals
+                .get(&index, 0)
+                .is_ok_and(|v| v.iter().any(|s| s.owner == ifindex));
+            if held && let Ok(free) = self.per_cpu(SlotTotals::default()) {
+                let _ = self.totals.set(index, free, 0);
+            }
+            let _ = self.spill.remove(&TotalsKey {
+                ifindex,
+                direction: direction as u32,
+            });
+        }
+        let mut stale4 = Vec::new();
+        let mut stale6 = Vec::new();
+        self.for_each_entry(
+            |k, _| {
+                if k.ifindex == ifindex {
+                    stale4.push(*k);
+                }
+            },
+            |k, _| {
+                if k.ifindex == ifindex {
+                    stale6.push(*k);
+                }
+            },
+        );
+        for k in stale4 {
+            let _ = self.flows4.remove(&k);
+        }
+        for k in stale6 {
+            let _ = self.flows6.remove(&k);
+        }
+    }
+
+    /// One direction of `ifindex`'s totals, summed over CPUs.
+    pub fn totals(&self, ifindex: u32, direction: Direction) -> DirTotals {
+        if let Ok(v) = self.totals.get(&totals_index(ifindex, direction), 0)
+            && v.iter().next().is_some_and(|s| s.owner == ifindex)
+        {
+            return sum_totals(v.iter().map(|s| &s.totals));
+        }
+        self.spill
+            .get(
+                &TotalsKey {
+                    ifindex,
+                    direction: direction as u32,
+                },
+                0,
+            )
+            .map(|v| sum_totals(v.iter()))
+            .unwrap_or_default()
+    }
+
+    /// Passes every entry of both tables to `v4` and `v6`; says how many each held.
+    fn for_each_entry(
+        &self,
+        v4: impl FnMut(&FlowKey4, &FlowValue),
+        v6: impl FnMut(&FlowKey6, &FlowValue),
+    ) -> TableFill {
+        TableFill {
+            v4: read_all(&self.flows4, v4),
+            v6: read_all(&self.flows6, v6),
+        }
+    }
+
+    /// Passes every flow of both tables to `f` with its interface; says how full they were.
+    pub fn for_each_flow(&self, f: impl FnMut(u32, FlowId, FlowCounters)) -> TableFill {
+        // Both closures call `f`, one after the other.
+        let f = std::cell::RefCell::new(f);
+        self.for_each_entry(
+            |k, v| (f.borrow_mut())(k.ifindex, FlowId::from_v4(k), v.into()),
+            |k, v| (f.borrow_mut())(k.ifindex, FlowId::from_v6(k), v.into()),
+        )
+    }
+
+    /// Removes `id`'s entry on `ifindex` and returns what it had counted at that instant, in one
+    /// syscall (Linux 5.14+ for hash maps), so nothing counted before the removal is lost
+    /// between a read and a delete. `Ok(None)`: no such entry.
+    pub fn take_flow(&self, ifindex: u32, id: &FlowId) -> io::Result<Option<FlowCounters>> {
+        let v = match id.key(ifindex) {
+            RawKey::V4(k) => batch::lookup_and_delete(&self.flows4, &k)?,
+            RawKey::V6(k) => batch::lookup_and_delete(&self.flows6, &k)?,
+        };
+        Ok(v.as_ref().map(FlowCounters::from))
+    }
+}
+
+/// Passes every entry of one flow table to `f`, with one batch read when the kernel has it;
+/// returns how many there were.
+fn read_all<K: aya::Pod>(
+    map: &HashMap<MapData, K, FlowValue>,
+    mut f: impl FnMut(&K, &FlowValue),
+) -> usize {
+    let mut n = 0;
+    let mut each = |k: &K, v: &FlowValue| {
+        n += 1;
+        f(k, v);
+    };
+    if let Err(e) = batch::for_each(map, &mut each) {
+        // Kernels before 5.6 have no batch operations: two syscalls per entry instead.
+        log::debug!("batch lookup unavailable ({e}); reading the flow table key by key");
+        map.iter()
+            .filter_map(|r| r.ok())
+            .for_each(|(k, v)| each(&k, &v));
+    }
+    n
+}

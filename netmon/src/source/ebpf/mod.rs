@@ -1,0 +1,417 @@
+//! The eBPF source: netmon's classifier, loaded once and shared by every caller of this process,
+//! attached to an interface while at least one caller samples it, and its maps read into
+//! [`Snapshot`]s.
+//!
+//! - [`loader`]: the kernel object, its programs (verified on first use).
+//! - [`maps`]: the flow tables and interface totals, typed; reads need no lock of netmon's.
+//! - [`attach`]: which interfaces are attached, for how many callers.
+//! - `batch`: the map operations aya does not wrap (batch read, lookup-and-delete).
+//!
+//! Locks: attaching holds the attachment lock; writing the maps (claiming or freeing an
+//! interface's totals) holds the maps' write lock briefly; every read holds only the read lock,
+//! so readers never wait for each other, and nothing waits on a reader's syscalls but a writer.
+
+mod attach;
+mod batch;
+pub mod loader;
+pub mod maps;
+
+use super::{Measured, Progress, ProgressFn, TrafficSource};
+use crate::error::{Error, Result};
+use crate::flow::{FlowCounters, FlowId};
+use crate::iface::{self, InterfaceInfo};
+use crate::report::SourceKind;
+use crate::snapshot::{FlowTable, Sample, Snapshot, TableFill, diff_totals, flow_delta};
+use crate::tick::Tick;
+use attach::Attachments;
+use aya::programs::SchedClassifier;
+use loader::Program;
+use maps::Maps;
+use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+/// Largest flow table netmon will ask for (each entry costs ~100 bytes of kernel memory).
+pub const MAX_FLOW_CAPACITY: u32 = 16 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct EbpfOptions {
+    /// Entries in each flow table (IPv4 and IPv6); flows beyond it are counted as unattributed.
+    pub flow_capacity: u32,
+}
+
+impl EbpfOptions {
+    /// Checks the options without touching the kernel, so a server can refuse them at start.
+    pub fn validate(&self) -> Result<()> {
+        if self.flow_capacity == 0 || self.flow_capacity > MAX_FLOW_CAPACITY {
+            return Err(Error::BadCapacity {
+                got: self.flow_capacity,
+                max: MAX_FLOW_CAPACITY,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for EbpfOptions {
+    fn default() -> Self {
+        Self {
+            flow_capacity: DEFAULT_FLOW_CAPACITY,
+        }
+    }
+}
+
+struct Inner {
+    attachments: Mutex<Attachments>,
+    maps: RwLock<Maps>,
+    /// Ids of the Ethernet ingress and egress programs, for /health.
+    ids: (Option<u32>, Option<u32>),
+}
+
+/// netmon's classifier, loaded once and shared by every caller of this process.
+#[derive(Clone)]
+pub struct EbpfSource {
+    inner: Arc<Inner>,
+    host: String,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC now, the clock snapshots are stamped with.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// One pass over the flow tables for several interfaces.
+#[derive(Debug, Default)]
+pub struct Reading {
+    /// Entries the tables held (all interfaces').
+    pub fill: TableFill,
+    per_iface: HashMap<u32, Snapshot>,
+}
+
+impl Reading {
+    /// `ifindex`'s snapshot from this pass (empty if it was not asked for).
+    pub fn take(&mut self, ifindex: u32) -> Snapshot {
+        self.per_iface.remove(&ifindex).unwrap_or_default()
+    }
+}
+
+impl EbpfSource {
+    /// Loads the classifier into the kernel (nothing is attached yet).
+    pub fn load(opts: EbpfOptions) -> Result<Self> {
+        opts.validate()?;
+        let (programs, maps) = loader::load(opts.flow_capacity)?;
+        let eth = |direction| Program::Classifier {
+            direction,
+            link: LinkKind::Ethernet,
+        };
+        let ids = (
+            programs.id(eth(Direction::Ingress)),
+            programs.id(eth(Direction::Egress)),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                attachments: Mutex::new(Attachments::new(programs)),
+                maps: RwLock::new(maps),
+                ids,
+            }),
+            host: "localhost".into(),
+        })
+    }
+
+    // A panic while holding a lock leaves plain map and program handles behind, still usable.
+    fn attachments(&self) -> MutexGuard<'_, Attachments> {
+        self.inner
+            .attachments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn maps(&self) -> RwLockReadGuard<'_, Maps> {
+        self.inner.maps.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn maps_mut(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.inner.maps.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ids of the Ethernet ingress and egress programs (`bpftool prog show id N`).
+    pub fn program_ids(&self) -> (Option<u32>, Option<u32>) {
+        self.inner.ids
+    }
+
+    /// One of the loaded programs, e.g. to run frames through it with BPF_PROG_TEST_RUN. The
+    /// closure runs under the attachment lock.
+    pub fn with_program<R>(
+        &self,
+        which: Program,
+        f: impl FnOnce(&SchedClassifier) -> R,
+    ) -> Result<R> {
+        let mut a = self.attachments();
+        Ok(f(a.programs.get(which)?))
+    }
+
+    /// Creates `ifindex`'s totals. [`Self::attach`] does this itself; tests that run frames
+    /// through the program without attaching call it directly.
+    pub fn prepare(&self, ifindex: u32) -> Result<()> {
+        self.maps_mut().claim(ifindex)
+    }
+
+    /// Attaches to `iface` (or adds a user to an existing attachment). Detached when the last
+    /// returned guard is dropped.
+    pub fn attach(&self, iface: &InterfaceInfo) -> Result<Attachment> {
+        let mut a = self.attachments();
+        if !a.contains(iface.index) {
+            self.prepare(iface.index)?;
+        }
+        if let Err(e) = a.add(iface, attach::counting(iface.link_kind())) {
+            if !a.contains(iface.index) {
+                self.maps_mut().release(iface.index);
+            }
+            return Err(e);
+        }
+        Ok(Attachment {
+            source: Some(self.clone()),
+            ifindex: iface.index,
+        })
+    }
+
+    /// Attaches the do-nothing program ([`Program::Floor`]) to both hooks of `iface`: what the
+    /// benchmark measures the counting programs against. Use a source of its own for it.
+    pub fn attach_floor(&self, iface: &InterfaceInfo) -> Result<Attachment> {
+        self.attachments()
+            .add(iface, [Program::Floor, Program::Floor])?;
+        Ok(Attachment {
+            source: Some(self.clone()),
+            ifindex: iface.index,
+        })
+    }
+
+    fn release(&self, ifindex: u32) {
+        let mut a = self.attachments();
+        if a.remove(ifindex) {
+            // The tables are shared by all interfaces: give this one's entries back.
+            self.maps_mut().release(ifindex);
+        }
+    }
+
+    /// Reads the totals of `ifindexes` and passes each of their flows to `f`, in one pass over
+    /// the tables. The instant is taken before anything is read.
+    fn read_with(
+        &self,
+        ifindexes: &[u32],
+        mut f: impl FnMut(u32, FlowId, FlowCounters),
+    ) -> (u64, Vec<(DirTotals, DirTotals)>, TableFill) {
+        let maps = self.maps();
+        let taken_ns = monotonic_ns();
+        let totals = ifindexes
+            .iter()
+            .map(|&i| {
+                (
+                    maps.totals(i, Direction::Ingress),
+                    maps.totals(i, Direction::Egress),
+                )
+            })
+            .collect();
+        let fill = maps.for_each_flow(|ifindex, id, c| {
+            if ifindexes.contains(&ifindex) {
+                f(ifindex, id, c);
+            }
+        });
+        (taken_ns, totals, fill)
+    }
+
+    /// The counters of several interfaces, from one pass over the flow tables.
+    pub fn read(&self, ifindexes: &[u32]) -> Reading {
+        let mut tables: HashMap<u32, FlowTable> = ifindexes
+            .iter()
+            .map(|&i| (i, FlowTable::default()))
+            .collect();
+        let (taken_ns, totals, fill) = self.read_with(ifindexes, |ifindex, id, c| {
+            if let Some(t) = tables.get_mut(&ifindex) {
+                t.insert(id, c);
+            }
+        });
+        let per_iface = ifindexes
+            .iter()
+            .zip(totals)
+            .map(|(&i, (rx, tx))| {
+                (
+                    i,
+                    Snapshot {
+                        taken_ns,
+                        rx,
+                        tx,
+                        flows: tables.remove(&i).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        Reading { fill, per_iface }
+    }
+
+    /// The current counters of one interface.
+    pub fn snapshot(&self, ifindex: u32) -> Snapshot {
+        self.read(&[ifindex]).take(ifindex)
+    }
+
+    /// What crossed `ifindex` since `before`: the same as [`crate::snapshot::diff`] of `before`
+    /// and a fresh [`Self::snapshot`], but the flows are diffed as they come out of the kernel,
+    /// with no table built for them. This is the end of every sample window, so it is what
+    /// callers wait for.
+    pub fn sample_since(&self, ifindex: u32, before: &Snapshot) -> Sample {
+        let mut flows = Vec::with_capacity(before.flows.len());
+        let (taken_ns, totals, _) = self.read_with(&[ifindex], |_, id, now| {
+            if let Some(d) = flow_delta(before.flows.get(&id), &now) {
+                flows.push((id, d));
+            }
+        });
+        let (rx, tx) = totals.into_iter().next().unwrap_or_default();
+        Sample {
+            window_ns: taken_ns.saturating_sub(before.taken_ns),
+            rx: diff_totals(&rx, &before.rx),
+            tx: diff_totals(&tx, &before.tx),
+            flows,
+        }
+    }
+
+    /// Removes `tick`'s idle flows of `ifindex` from the kernel table with
+    /// BPF_MAP_LOOKUP_AND_DELETE_ELEM, adding to the tick whatever each counted after the
+    /// reading. The caller must be the only one diffing `ifindex`: another reader's window would
+    /// miss what a removed entry had counted since its own start.
+    pub fn evict(&self, ifindex: u32, tick: &mut Tick) {
+        let maps = self.maps();
+        for id in std::mem::take(&mut tick.idle) {
+            match maps.take_flow(ifindex, &id) {
+                Ok(Some(at_removal)) => tick.evicted(id, &at_removal),
+                // Gone already (the interface was released).
+                Ok(None) => {}
+                Err(e) => {
+                    // Before 5.14, hash maps cannot lookup-and-delete: keep the entries rather
+                    // than risk losing what they count between a read and a delete.
+                    log::debug!("not evicting idle flows: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Attach, count for `window`, detach: the traffic of that window. Other callers on the same
+    /// interface share the attachment; each diffs its own window. The bpf syscalls run on
+    /// tokio's blocking threads, not on the runtime's.
+    pub async fn sample_window(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+        progress: ProgressFn<'_>,
+    ) -> Result<Sample> {
+        let (me, info) = (self.clone(), iface.clone());
+        let (attachment, before) = blocking(move || {
+            let a = me.attach(&info)?;
+            let before = me.snapshot(info.index);
+            Ok((a, before))
+        })
+        .await?;
+        progress(Progress::Started { window });
+        let start = tokio::time::Instant::now();
+        let deadline = start + window;
+        let mut tick = start;
+        loop {
+            tick += Duration::from_secs(1);
+            if tick >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                break;
+            }
+            tokio::time::sleep_until(tick).await;
+            progress(Progress::Elapsed {
+                elapsed: tick - start,
+                window,
+            });
+        }
+        let (me, ifindex) = (self.clone(), iface.index);
+        blocking(move || {
+            let sample = me.sample_since(ifindex, &before);
+            attachment.detach();
+            Ok(sample)
+        })
+        .await
+    }
+}
+
+/// Runs blocking bpf work on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::Ebpf {
+            action: "run a map operation",
+            detail: e.to_string(),
+        })
+    })
+}
+
+/// Keeps an interface attached; detaches when the last one for it is dropped.
+pub struct Attachment {
+    source: Option<EbpfSource>,
+    ifindex: u32,
+}
+
+impl Attachment {
+    /// Gives the attachment back now, on this thread.
+    pub fn detach(mut self) {
+        if let Some(source) = self.source.take() {
+            source.release(self.ifindex);
+        }
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        let Some(source) = self.source.take() else {
+            return;
+        };
+        let ifindex = self.ifindex;
+        // Detaching is a few bpf syscalls; off the runtime's threads when there is one (a
+        // cancelled sample drops its attachment there). Callers that must know it is done
+        // call `detach`.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                h.spawn_blocking(move || source.release(ifindex));
+            }
+            _ => source.release(ifindex),
+        }
+    }
+}
+
+impl TrafficSource for EbpfSource {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Ebpf
+    }
+
+    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+        iface::list()
+    }
+
+    async fn sample(
+        &self,
+        iface: &InterfaceInfo,
+        window: Duration,
+        progress: ProgressFn<'_>,
+    ) -> Result<Measured> {
+        self.sample_window(iface, window, progress)
+            .await
+            .map(Measured::Flows)
+    }
+}
