@@ -3,7 +3,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use netmon::flow::{FlowCounters, FlowId};
-use netmon::rank::{GroupBy, SortKey, rank};
+use netmon::measurement::Measurement;
+use netmon::rank::{GroupBy, SortKey, rank_rows};
 use netmon::snapshot::{Snapshot, diff};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -55,7 +56,8 @@ fn diff_and_rank(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
                 let s = diff(black_box(&before), black_box(&after));
-                rank(&s.flows, SortKey::Rx, GroupBy::Connection, 10)
+                let rows = Measurement::from_sample(&s).rows;
+                rank_rows(rows, SortKey::Rx, GroupBy::Connection, 10)
             })
         });
     }

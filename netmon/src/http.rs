@@ -1,7 +1,7 @@
 //! Serving an axum router on one address until shutdown: the part the MCP server and the agent
 //! share.
 
-use crate::error::{Error, Result};
+use crate::error::HttpError;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
@@ -12,18 +12,18 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: CancellationToken,
     on_bound: impl FnOnce(SocketAddr),
-) -> Result<()> {
+) -> Result<(), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Bind { addr, source: e })?;
+        .map_err(|e| HttpError::Bind { addr, source: e })?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::Bind { addr, source: e })?;
+        .map_err(|e| HttpError::Bind { addr, source: e })?;
     on_bound(bound);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
-        .map_err(|e| Error::Bind {
+        .map_err(|e| HttpError::Bind {
             addr: bound,
             source: e,
         })

@@ -16,6 +16,9 @@
 //! iftop 1.0 and 1.0~pre4 differ in the header and banner lines, which the parser does not need;
 //! it reads connection lines by their arrows and totals by their labels.
 
+use crate::flow::FlowCounters;
+use crate::measurement::{self, Measurement, Row};
+use crate::rank::Ranked;
 use std::net::IpAddr;
 
 /// A parse failure, naming the 1-based line and what was wrong with it.
@@ -271,6 +274,61 @@ pub fn parse(text: &str) -> Result<Option<Table>, ParseError> {
         }
     }
     Ok(last)
+}
+
+/// What a table says, as a [`Measurement`] over `window_ns`. Bytes are iftop's cumulative column
+/// (three significant digits); iftop counts no packets. A local host iftop cut to fit its column
+/// is restored when exactly one of the interface's addresses (`own`) starts with what was
+/// printed; any other cut host stays cut.
+pub fn measurement(table: &Table, window_ns: u64, own: &[IpAddr]) -> Measurement {
+    let endpoint = |e: &Endpoint, restore: bool| -> measurement::Endpoint {
+        if let (Some(a), false) = (e.addr, e.truncated) {
+            return measurement::Endpoint::Addr(a);
+        }
+        if !e.truncated {
+            return measurement::Endpoint::parse(&e.host);
+        }
+        if restore {
+            let m: Vec<&IpAddr> = own
+                .iter()
+                .filter(|a| a.to_string().starts_with(&e.host))
+                .collect();
+            if let [one] = &m[..] {
+                return measurement::Endpoint::Addr(**one);
+            }
+        }
+        measurement::Endpoint::Cut(e.host.clone())
+    };
+    let whole = |b: f64| b.max(0.0).round() as u64;
+    let rows: Vec<Row> = table
+        .pairs
+        .iter()
+        .map(|p| Ranked {
+            local: endpoint(&p.local, true),
+            remote: endpoint(&p.remote, false),
+            local_port: p.local.port,
+            remote_port: p.remote.port,
+            protocol: None,
+            counters: FlowCounters {
+                rx_bytes: whole(p.received.cumulative),
+                tx_bytes: whole(p.sent.cumulative),
+                ..Default::default()
+            },
+            flows: 1,
+        })
+        .collect();
+    Measurement {
+        window_ns,
+        totals: measurement::Totals {
+            rx_bytes: whole(table.totals.cumulative[1]),
+            tx_bytes: whole(table.totals.cumulative[0]),
+            ..Default::default()
+        },
+        rows,
+        packets: false,
+        rows_seen: None,
+        notes: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -544,5 +602,56 @@ Cumulative (sent/received/total):                        0B         0B         0
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_table_becomes_cumulative_bytes_over_the_window() {
+        use crate::rank::{GroupBy, SortKey};
+        use crate::report::{SourceKind, TrafficData, View};
+        let text = "   1 [fd00:209:aaaa:bbbb:cccc:dddd:eeee:40768 =>    0B  513KB  513KB  2.00MB
+     [fd00:209:aaaa:bbbb:cccc:dddd:eeee::5201 <=    0B   992B   992B  3.88KB
+   2 10.200.9.1:22                            =>  336B   210B   210B   840B
+     10.200.9.2:50000                         <=  336B   210B   210B   1.00MB
+   3 10.200.9.1:23                            =>  336B   210B   210B   100B
+     10.200.9.2:50001                         <=  336B   210B   210B   200B
+Cumulative (sent/received/total):                    2.01MB     1.01MB     3.02MB
+====
+";
+        let t = parse(text).unwrap().unwrap();
+        let own: Vec<IpAddr> = vec![
+            "10.200.9.1".parse().unwrap(),
+            "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1".parse().unwrap(),
+        ];
+        let view = View {
+            sort: SortKey::Rx,
+            by: GroupBy::Connection,
+            top: 10,
+        };
+        let m = measurement(&t, 4_000_000_000, &own);
+        let d = TrafficData::new("h", SourceKind::SshIftop, "if0", m.clone(), view);
+        assert_eq!(d.total_stats.tx_bytes, 2_107_638); // 2.01 × 1024²
+        assert_eq!(d.total_stats.tx_bps, 4_215_276);
+        assert_eq!(d.total_stats.tx_packets, None);
+        let c = &d.top_connections;
+        assert_eq!(c[0].remote_port, Some(50000), "by receive bytes");
+        assert_eq!(c[0].rx_bytes, 1_048_576);
+        assert_eq!(
+            c[1].local_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1",
+            "restored"
+        );
+        assert_eq!(
+            c[1].remote_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:…",
+            "cut"
+        );
+        assert_eq!(c[1].tx_bytes, 2_097_152);
+        let by_host = View {
+            by: GroupBy::Host,
+            top: 1,
+            ..view
+        };
+        let d = TrafficData::new("h", SourceKind::SshIftop, "if0", m, by_host);
+        assert_eq!(d.connections_seen, 2);
+        assert_eq!(d.top_connections[0].flows, 2);
+        assert_eq!(d.top_connections[0].rx_bytes, 1_048_576 + 200);
     }
 }

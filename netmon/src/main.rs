@@ -1,14 +1,19 @@
-//! The `netmon` binary: flags in, one library call, output out. Logs go to stderr.
+//! The `netmon` binary: flags in, typed options, one library call, output out. Logs and errors
+//! go to stderr; an error exits with status 2.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use netmon::iface;
-use netmon::mcp::{NetmonMcp, http, serve_stdio};
+use clap::{Parser, Subcommand, ValueEnum};
+use netmon::agent::http::ServeOptions as AgentPort;
+use netmon::agent::{Agent, AgentFlags, AgentOptions};
+use netmon::config::load;
+use netmon::error::{ArgNames, chain};
+use netmon::mcp::{self, Transport, http};
 use netmon::rank::{GroupBy, SortKey};
 use netmon::report::{InterfacesData, Response, TrafficData};
 use netmon::request::{SampleWindow, TrafficRequest};
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon::source::{Progress, collect};
+use netmon::{host, text};
 use netmon_common::DEFAULT_FLOW_CAPACITY;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,55 +40,97 @@ enum Command {
         json: bool,
     },
     /// Sample one interface: totals and the top connections, like `iftop -t -s N`.
-    Traffic {
-        /// Interface to sample; default: the interface of the default route.
-        #[arg(long, short = 'i')]
-        iface: Option<String>,
-        /// Length of the sample window in seconds (1–3600).
-        #[arg(long, short = 's', default_value_t = 5.0)]
-        seconds: f64,
-        /// How many connections to show.
-        #[arg(long, short = 'n', default_value_t = TrafficRequest::DEFAULT_TOP)]
-        top: usize,
-        /// Order of the top list.
-        #[arg(long, value_enum, default_value_t = SortKey::Rx)]
-        sort: SortKey,
-        /// One row per connection, or per host pair (like iftop without -P).
-        #[arg(long, value_enum, default_value_t = GroupBy::Connection)]
-        by: GroupBy,
-        /// Print the MCP result object (JSON) instead of iftop-like text.
-        #[arg(long)]
-        json: bool,
-        /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
-        #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
-        table_capacity: u32,
-    },
+    Traffic(TrafficFlags),
     /// Serve the MCP tools list_network_interfaces and get_interface_traffic: over stdio by
     /// default, or Streamable HTTP at /mcp with --http.
-    Serve {
-        /// Serve Streamable HTTP on ADDR instead of stdio (default 127.0.0.1:8765). Anything but
-        /// loopback needs a bearer token.
-        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = http::DEFAULT_ADDR)]
-        http: Option<SocketAddr>,
-        /// File holding the bearer token HTTP clients must send (else $NETMON_MCP_TOKEN).
-        #[arg(long, value_name = "PATH", requires = "http")]
-        token_file: Option<PathBuf>,
-        /// Another Host header value to accept over HTTP (a DNS name clients use), repeatable.
-        #[arg(long, value_name = "HOST", requires = "http")]
-        allowed_host: Vec<String>,
-        /// Another browser Origin to accept over HTTP (e.g. https://app.example:443), repeatable.
-        #[arg(long, value_name = "ORIGIN", requires = "http")]
-        allowed_origin: Vec<String>,
-        /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
-        #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
-        table_capacity: u32,
-        /// Config file with the remote hosts the tools may sample over SSH (else $NETMON_CONFIG).
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-    },
+    Serve(ServeFlags),
     /// Stay attached: Prometheus metrics on /metrics, /health, and MCP on /mcp (answered from
     /// the rolling history), every tick.
     Agent(AgentArgs),
+}
+
+/// The top list's order.
+#[derive(Clone, Copy, ValueEnum)]
+enum Sort {
+    Rx,
+    Tx,
+    Total,
+}
+
+impl From<Sort> for SortKey {
+    fn from(s: Sort) -> Self {
+        match s {
+            Sort::Rx => SortKey::Rx,
+            Sort::Tx => SortKey::Tx,
+            Sort::Total => SortKey::Total,
+        }
+    }
+}
+
+/// What one row is.
+#[derive(Clone, Copy, ValueEnum)]
+enum By {
+    Connection,
+    Host,
+}
+
+impl From<By> for GroupBy {
+    fn from(b: By) -> Self {
+        match b {
+            By::Connection => GroupBy::Connection,
+            By::Host => GroupBy::Host,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TrafficFlags {
+    /// Interface to sample; default: the interface of the default route.
+    #[arg(long, short = 'i')]
+    iface: Option<String>,
+    /// Length of the sample window in seconds (1–3600).
+    #[arg(long, short = 's', default_value_t = 5.0)]
+    seconds: f64,
+    /// How many connections to show (1–1000).
+    #[arg(long, short = 'n', default_value_t = TrafficRequest::DEFAULT_TOP)]
+    top: usize,
+    /// Order of the top list.
+    #[arg(long, value_enum, default_value_t = Sort::Rx)]
+    sort: Sort,
+    /// One row per connection, or per host pair (like iftop without -P).
+    #[arg(long, value_enum, default_value_t = By::Connection)]
+    by: By,
+    /// Print the MCP result object (JSON) instead of iftop-like text.
+    #[arg(long)]
+    json: bool,
+    /// Entries in each kernel flow table (IPv4, IPv6); flows beyond it are counted as
+    /// unattributed.
+    #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
+    table_capacity: u32,
+}
+
+#[derive(clap::Args)]
+struct ServeFlags {
+    /// Serve Streamable HTTP on ADDR instead of stdio (default 127.0.0.1:8765). Anything but
+    /// loopback needs a bearer token.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = http::DEFAULT_ADDR)]
+    http: Option<SocketAddr>,
+    /// File holding the bearer token HTTP clients must send (else $NETMON_MCP_TOKEN).
+    #[arg(long, value_name = "PATH", requires = "http")]
+    token_file: Option<PathBuf>,
+    /// Another Host header value to accept over HTTP (a DNS name clients use), repeatable.
+    #[arg(long, value_name = "HOST", requires = "http")]
+    allowed_host: Vec<String>,
+    /// Another browser Origin to accept over HTTP (e.g. https://app.example:443), repeatable.
+    #[arg(long, value_name = "ORIGIN", requires = "http")]
+    allowed_origin: Vec<String>,
+    /// Entries in each kernel flow table (IPv4, IPv6); flows beyond it are counted as
+    /// unattributed.
+    #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
+    table_capacity: u32,
+    /// Config file with the remote hosts the tools may sample over SSH (else $NETMON_CONFIG).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -101,7 +148,8 @@ struct AgentArgs {
     /// Seconds between reads of the kernel's counters (0.02–60).
     #[arg(long, default_value_t = 1.0)]
     tick: f64,
-    /// Entries in the kernel flow table; flows beyond it are counted as unattributed.
+    /// Entries in each kernel flow table (IPv4, IPv6); flows beyond it are counted as
+    /// unattributed.
     #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
     table_capacity: u32,
     /// Seconds a flow may stay quiet before its kernel entry is removed (its bytes are kept).
@@ -116,86 +164,6 @@ struct AgentArgs {
     /// Another Host header value to accept on /mcp (a DNS name clients use), repeatable.
     #[arg(long, value_name = "HOST")]
     allowed_host: Vec<String>,
-}
-
-impl AgentArgs {
-    /// The flags, checked and typed.
-    fn options(&self) -> anyhow::Result<netmon::agent::AgentOptions> {
-        if !(0.02..=60.0).contains(&self.tick) {
-            anyhow::bail!(
-                "--tick {} is out of range: give 0.02 to 60 seconds",
-                self.tick
-            );
-        }
-        if !(1.0..=3600.0).contains(&self.evict_idle) {
-            anyhow::bail!(
-                "--evict-idle {} is out of range: give 1 to 3600 seconds",
-                self.evict_idle
-            );
-        }
-        if self.flow_series > netmon::metrics::MAX_FLOW_SERIES {
-            anyhow::bail!(
-                "--flow-series {} is too many: at most {} per interface keeps Prometheus's series count bounded",
-                self.flow_series,
-                netmon::metrics::MAX_FLOW_SERIES
-            );
-        }
-        let ebpf = EbpfOptions {
-            flow_capacity: self.table_capacity,
-        };
-        ebpf.validate()?;
-        Ok(netmon::agent::AgentOptions {
-            ifaces: self
-                .iface
-                .iter()
-                .map(|n| netmon::request::IfaceName::parse(n))
-                .collect::<Result<Vec<_>, _>>()?,
-            active_only: self.active_only,
-            tick: std::time::Duration::from_secs_f64(self.tick),
-            ebpf,
-            evict_idle: std::time::Duration::from_secs_f64(self.evict_idle),
-            flow_series: self.flow_series,
-        })
-    }
-}
-
-async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let opts = args.options()?;
-    let token = match &args.token_file {
-        Some(path) => Some(http::Token::from_file(path)?),
-        None => http::Token::from_env()?,
-    };
-    // /mcp's gates. HttpOptions refuses a public address without a token; for the agent that
-    // turns /mcp off instead of failing, so a DaemonSet without a token Secret still serves
-    // metrics.
-    let http_opts = match http::HttpOptions::new(args.listen, token, args.allowed_host, vec![]) {
-        Ok(o) => Some(o),
-        Err(netmon::Error::HttpNeedsToken { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let agent = netmon::agent::Agent::new(opts)?;
-    let mcp = http_opts.map(|o| {
-        let handler = NetmonMcp::for_agent(agent.clone(), netmon::config::Config::default());
-        (handler, o)
-    });
-    let served = match &mcp {
-        Some((_, o)) if o.token.is_some() => "/metrics, /health and /mcp (bearer token required)",
-        Some(_) => "/metrics, /health and /mcp (loopback, no token)",
-        None => {
-            "/metrics and /health; no /mcp: give --token-file or NETMON_MCP_TOKEN to serve it off loopback"
-        }
-    };
-    let shutdown = shutdown_signal();
-    let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
-    netmon::agent::http::serve(agent, args.listen, mcp, shutdown.clone(), |bound| {
-        // Tests and scripts read the port from this line.
-        eprintln!("netmon: agent serving http://{bound}/ with {served}");
-    })
-    .await?;
-    shutdown.cancel();
-    let _ = collecting.await;
-    eprintln!("netmon: agent stopped");
-    Ok(())
 }
 
 /// Cancelled on SIGINT or SIGTERM.
@@ -220,54 +188,6 @@ fn shutdown_signal() -> CancellationToken {
     ct
 }
 
-async fn serve(
-    http_addr: Option<SocketAddr>,
-    token_file: Option<PathBuf>,
-    allowed_host: Vec<String>,
-    allowed_origin: Vec<String>,
-    table_capacity: u32,
-    config: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let opts = EbpfOptions {
-        flow_capacity: table_capacity,
-    };
-    opts.validate()?;
-    let config = netmon::config::Config::from_flag_or_env(config.as_deref())?;
-    let handler = NetmonMcp::new(opts, config);
-    let shutdown = shutdown_signal();
-    match http_addr {
-        None => {
-            eprintln!("netmon: serving MCP on stdio");
-            tokio::select! {
-                r = serve_stdio(handler) => r.context("serving MCP on stdio")?,
-                _ = shutdown.cancelled() => {},
-            }
-        }
-        Some(addr) => {
-            let token = match token_file {
-                Some(path) => Some(http::Token::from_file(&path)?),
-                None => http::Token::from_env()?,
-            };
-            let opts = http::HttpOptions::new(addr, token, allowed_host, allowed_origin)?;
-            let auth = if opts.token.is_some() {
-                "bearer token required"
-            } else {
-                "no token"
-            };
-            http::serve(handler, opts, shutdown, |bound| {
-                // Tests and scripts read the port from this line.
-                eprintln!(
-                    "netmon: serving MCP on http://{bound}{} ({auth})",
-                    http::PATH
-                );
-            })
-            .await?;
-        }
-    }
-    eprintln!("netmon: MCP server stopped");
-    Ok(())
-}
-
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!(
         "{}",
@@ -276,11 +196,20 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn traffic(req: TrafficRequest, table_capacity: u32) -> Result<TrafficData, netmon::Error> {
-    let source = EbpfSource::load(EbpfOptions {
-        flow_capacity: table_capacity,
-    })?;
-    let default = iface::default_interface();
+/// `netmon traffic`: the interface is resolved before the classifier is loaded, so a mistyped
+/// name gets the list of interfaces without privileges.
+async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
+    let req = TrafficRequest::new(
+        f.iface.as_deref(),
+        f.seconds,
+        SampleWindow::CLI_RANGE,
+        f.top,
+        f.sort.into(),
+        f.by.into(),
+        ArgNames::CLI,
+    )?;
+    let source = EbpfSource::lazy(EbpfOptions::new(f.table_capacity)?);
+    let default = host::default_interface();
     let shown = req
         .iface
         .as_ref()
@@ -307,10 +236,58 @@ async fn traffic(req: TrafficRequest, table_capacity: u32) -> Result<TrafficData
     })
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn serve(f: ServeFlags) -> anyhow::Result<()> {
+    let ebpf = EbpfOptions::new(f.table_capacity)?;
+    let config = load::from_flag_or_env(f.config.as_deref())?;
+    let transport = match f.http {
+        None => Transport::Stdio,
+        Some(addr) => Transport::Http(http::HttpOptions::new(
+            addr,
+            load::server_token(f.token_file.as_deref())?,
+            f.allowed_host,
+            f.allowed_origin,
+        )?),
+    };
+    let shutdown = shutdown_signal();
+    mcp::serve(ebpf, config, transport, shutdown, |how| {
+        // Tests and scripts read the port from this line.
+        eprintln!("netmon: serving MCP on {how}");
+    })
+    .await?;
+    eprintln!("netmon: MCP server stopped");
+    Ok(())
+}
+
+async fn agent(a: AgentArgs) -> anyhow::Result<()> {
+    let opts = AgentOptions::new(&AgentFlags {
+        ifaces: a.iface,
+        active_only: a.active_only,
+        tick_seconds: a.tick,
+        table_capacity: a.table_capacity,
+        evict_idle_seconds: a.evict_idle,
+        flow_series: a.flow_series,
+    })?;
+    let token = load::server_token(a.token_file.as_deref())?;
+    let port = AgentPort::new(a.listen, token, a.allowed_host);
+    let served = port.describe();
+    let agent = Agent::new(opts)?;
+    let shutdown = shutdown_signal();
+    let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
+    netmon::agent::http::serve(agent, port, shutdown.clone(), |bound| {
+        // Tests and scripts read the port from this line.
+        eprintln!("netmon: agent serving http://{bound}/ with {served}");
+    })
+    .await?;
+    shutdown.cancel();
+    let _ = collecting.await;
+    eprintln!("netmon: agent stopped");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Interfaces { json } => {
-            let list = iface::list()?;
+            let list = host::list()?;
             if json {
                 let n = list.len();
                 print_json(&Response::ok(
@@ -318,79 +295,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     InterfacesData::new("localhost", list),
                 ))?;
             } else {
-                print!("{}", netmon::text::interfaces(&list));
+                print!("{}", text::interfaces(&list));
             }
-            Ok(ExitCode::SUCCESS)
         }
-        Command::Traffic {
-            iface,
-            seconds,
-            top,
-            sort,
-            by,
-            json,
-            table_capacity,
-        } => {
-            let result = match TrafficRequest::new(
-                iface.as_deref(),
-                seconds,
-                SampleWindow::CLI_RANGE,
-                top,
-                sort,
-                by,
-            ) {
-                Ok(req) => traffic(req, table_capacity).await,
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(data) => {
-                    if json {
-                        print_json(&Response::ok(data.summary(), data))?;
-                    } else {
-                        print!("{}", netmon::text::traffic(&data));
-                    }
-                    Ok(ExitCode::SUCCESS)
+        Command::Traffic(f) => match traffic(&f).await {
+            Ok(data) if f.json => print_json(&Response::ok(data.summary(), data))?,
+            Ok(data) => print!("{}", text::traffic(&data)),
+            Err(e) => {
+                if f.json {
+                    print_json(&Response::<TrafficData>::err(chain(&e)))?;
                 }
-                Err(e) => {
-                    if json {
-                        print_json(&Response::<TrafficData>::err(e.to_string()))?;
-                    }
-                    eprintln!("netmon: {e}");
-                    Ok(ExitCode::from(2))
-                }
+                return Err(e.into());
             }
-        }
-        Command::Serve {
-            http,
-            token_file,
-            allowed_host,
-            allowed_origin,
-            table_capacity,
-            config,
-        } => {
-            if let Err(e) = serve(
-                http,
-                token_file,
-                allowed_host,
-                allowed_origin,
-                table_capacity,
-                config,
-            )
-            .await
-            {
-                eprintln!("netmon: {e:#}");
-                return Ok(ExitCode::from(2));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Agent(args) => {
-            if let Err(e) = agent(args).await {
-                eprintln!("netmon: {e:#}");
-                return Ok(ExitCode::from(2));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        },
+        Command::Serve(f) => serve(f).await?,
+        Command::Agent(a) => agent(a).await?,
     }
+    Ok(())
 }
 
 #[tokio::main]
@@ -398,12 +319,11 @@ async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .target(env_logger::Target::Stderr)
         .init();
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(code) => code,
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netmon: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

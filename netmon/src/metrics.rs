@@ -7,7 +7,7 @@
 //! (the `prometheus` crate), which every scraper reads and `promtool check metrics` lints.
 
 use crate::flow::{FlowId, Protocol};
-use crate::iface::InterfaceInfo;
+use crate::interface::InterfaceInfo;
 use crate::snapshot::{Sample, TableFill};
 use crate::window::{Rate, Rolling};
 use netmon_common::DirTotals;
@@ -379,7 +379,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iface::InterfaceKind;
+    use crate::interface::InterfaceKind;
 
     fn eth0() -> InterfaceInfo {
         InterfaceInfo {

@@ -1,6 +1,6 @@
 //! Ranking flows: sort key, grouping by host pair, top N. Pure.
 
-use crate::flow::{FlowCounters, FlowId};
+use crate::flow::FlowCounters;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -8,9 +8,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 
 /// What the top list is ordered by (descending).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SortKey {
     /// Received bytes: the contract's default.
@@ -23,9 +21,7 @@ pub enum SortKey {
 }
 
 /// What one row of the top list is.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     /// One row per connection (addresses, ports, protocol), like `iftop -P`.
@@ -36,7 +32,7 @@ pub enum GroupBy {
 }
 
 /// A row of the ranking: a connection, or a host pair when grouped (then ports and protocol are
-/// `None`). `A` is how hosts are known: addresses from the kernel, text as iftop printed it.
+/// `None`). `A` is how hosts are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ranked<A = IpAddr> {
     pub local: A,
@@ -54,22 +50,6 @@ fn sort_value(c: &FlowCounters, key: SortKey) -> u64 {
         SortKey::Rx => c.rx_bytes,
         SortKey::Tx => c.tx_bytes,
         SortKey::Total => c.total_bytes(),
-    }
-}
-
-impl Ranked<IpAddr> {
-    /// One kernel flow as a row; protocols without ports get none.
-    pub fn from_flow(id: &FlowId, c: &FlowCounters) -> Self {
-        let ported = crate::flow::Protocol::has_ports(id.protocol);
-        Ranked {
-            local: id.local,
-            remote: id.remote,
-            local_port: ported.then_some(id.local_port),
-            remote_port: ported.then_some(id.remote_port),
-            protocol: Some(id.protocol),
-            counters: *c,
-            flows: 1,
-        }
     }
 }
 
@@ -134,40 +114,31 @@ pub fn rank_rows<A: Clone + Ord + Hash>(
     (rows, all)
 }
 
-/// [`rank_rows`] over the kernel's flows.
-pub fn rank(
-    flows: &[(FlowId, FlowCounters)],
-    key: SortKey,
-    by: GroupBy,
-    top: usize,
-) -> (Vec<Ranked>, usize) {
-    let rows = flows
-        .iter()
-        .map(|(id, c)| Ranked::from_flow(id, c))
-        .collect();
-    rank_rows(rows, key, by, top)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
-    fn flow(remote: u8, port: u16, proto: u8, rx: u64, tx: u64) -> (FlowId, FlowCounters) {
-        (
-            FlowId {
-                local: IpAddr::from([10, 0, 0, 1]),
-                remote: IpAddr::from([10, 0, 0, remote]),
-                local_port: port,
-                remote_port: 443,
-                protocol: proto,
-            },
-            FlowCounters {
+    fn flow(remote: u8, port: u16, proto: u8, rx: u64, tx: u64) -> Ranked {
+        let ported = proto == 6 || proto == 17;
+        Ranked {
+            local: IpAddr::from([10, 0, 0, 1]),
+            remote: IpAddr::from([10, 0, 0, remote]),
+            local_port: ported.then_some(port),
+            remote_port: ported.then_some(443),
+            protocol: Some(proto),
+            counters: FlowCounters {
                 rx_bytes: rx,
                 rx_packets: 1,
                 tx_bytes: tx,
                 tx_packets: 1,
             },
-        )
+            flows: 1,
+        }
+    }
+
+    fn rank(rows: &[Ranked], key: SortKey, by: GroupBy, top: usize) -> (Vec<Ranked>, usize) {
+        rank_rows(rows.to_vec(), key, by, top)
     }
 
     #[test]

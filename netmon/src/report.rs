@@ -1,17 +1,20 @@
 //! The result object, in the shape of the MCP tool contract (`{success, message, data}`), built
-//! from a [`Sample`]. `netmon traffic --json` prints exactly this; the MCP tools return it.
+//! from a [`Measurement`] whatever its source. `netmon traffic --json` prints exactly this; the
+//! MCP tools return it.
 
-use crate::flow::FlowCounters;
 use crate::flow::Protocol;
-use crate::iface::InterfaceInfo;
-use crate::iftop;
-use crate::rank::{GroupBy, Ranked, SortKey, rank, rank_rows};
-use crate::snapshot::Sample;
+use crate::interface::InterfaceInfo;
+use crate::measurement::{DirectionDetail, Measurement, Row};
+use crate::rank::{GroupBy, SortKey, rank_rows};
 use crate::units::{bits_per_second, megabits, megabytes};
-use netmon_common::DirTotals;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+
+/// The contract's tool names.
+pub mod tool {
+    pub const LIST_INTERFACES: &str = "list_network_interfaces";
+    pub const GET_TRAFFIC: &str = "get_interface_traffic";
+}
 
 /// Where the numbers came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -25,9 +28,6 @@ pub enum SourceKind {
     /// A netmon agent queried over HTTP.
     #[serde(rename = "agent")]
     Agent,
-    /// The scripted source used by unit tests.
-    #[serde(rename = "test")]
-    Test,
 }
 
 /// `{success, message, data}`: `data` is absent when `success` is false.
@@ -136,41 +136,6 @@ impl TotalStats {
     }
 }
 
-/// Everything counted in one direction, so no byte goes unaccounted for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct DirectionDetail {
-    /// Frames seen (a GSO super-packet is one frame), as the kernel's interface counters count.
-    pub frames: u64,
-    /// Their length with the link-layer header, as the kernel's interface counters count.
-    pub frame_bytes: u64,
-    /// Frames that are not IP or could not be parsed (ARP, LLDP, truncated); not in `*_bytes`.
-    pub other_frames: u64,
-    pub other_bytes: u64,
-    /// IP packets/bytes that are in the totals but in no connection because the flow table was
-    /// full or an insert failed.
-    pub unattributed_packets: u64,
-    pub unattributed_bytes: u64,
-    /// Flow-table inserts refused because the table was full.
-    pub table_full_events: u64,
-    /// Flow-table inserts that failed for another reason.
-    pub insert_failed_events: u64,
-}
-
-impl From<&DirTotals> for DirectionDetail {
-    fn from(t: &DirTotals) -> Self {
-        Self {
-            frames: t.frames,
-            frame_bytes: t.frame_bytes,
-            other_frames: t.other_frames,
-            other_bytes: t.other_bytes,
-            unattributed_packets: t.overflow_packets,
-            unattributed_bytes: t.overflow_bytes,
-            table_full_events: t.overflow_table_full,
-            insert_failed_events: t.overflow_insert_failed,
-        }
-    }
-}
-
 /// One row of the top list: a connection, or a host pair with `group_by = host` (then ports and
 /// protocol are null).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -200,7 +165,7 @@ pub struct Connection {
 
 impl Connection {
     /// `packets`: whether the source counted packets (iftop does not; they are null then).
-    fn from_ranked<A: ToString>(r: &Ranked<A>, window_ns: u64, packets: bool) -> Self {
+    fn from_row(r: &Row, window_ns: u64, packets: bool) -> Self {
         let rx_bps = bits_per_second(r.counters.rx_bytes, window_ns);
         let tx_bps = bits_per_second(r.counters.tx_bytes, window_ns);
         Self {
@@ -232,102 +197,31 @@ pub struct View {
 }
 
 impl TrafficData {
-    pub fn from_sample(
-        host: &str,
-        source: SourceKind,
-        iface: &str,
-        s: &Sample,
-        view: View,
-    ) -> Self {
-        let w = s.window_ns;
-        let (rows, seen) = rank(&s.flows, view.sort, view.by, view.top);
+    /// The result for what a source measured of `iface` on `host`: totals, the rows ranked by
+    /// `view`, and the source's notes.
+    pub fn new(host: &str, source: SourceKind, iface: &str, m: Measurement, view: View) -> Self {
+        let w = m.window_ns;
+        let (rows, seen) = rank_rows(m.rows, view.sort, view.by, view.top);
+        let t = &m.totals;
         Self {
             host: host.to_string(),
             source,
             total_stats: TotalStats {
-                tx_packets: Some(s.tx.ip_packets),
-                rx_packets: Some(s.rx.ip_packets),
-                rx: Some((&s.rx).into()),
-                tx: Some((&s.tx).into()),
-                ..TotalStats::bytes(iface, s.rx.ip_bytes, s.tx.ip_bytes, w)
+                tx_packets: t.tx_packets,
+                rx_packets: t.rx_packets,
+                rx: t.rx.clone(),
+                tx: t.tx.clone(),
+                ..TotalStats::bytes(iface, t.rx_bytes, t.tx_bytes, w)
             },
             top_connections: rows
                 .iter()
-                .map(|r| Connection::from_ranked(r, w, true))
+                .map(|r| Connection::from_row(r, w, m.packets))
                 .collect(),
             sort: view.sort,
             group_by: view.by,
             top: view.top,
-            connections_seen: seen,
-            notes: Vec::new(),
-        }
-    }
-
-    /// The result from iftop's last table. Bytes are iftop's cumulative column (three significant
-    /// digits), rates are those bytes over `window_ns`, as iftop's own averages are. A local host
-    /// iftop cut to fit its column is restored when exactly one of the interface's addresses
-    /// (`own`) starts with what was printed; any other cut host keeps a trailing `…`.
-    pub fn from_iftop(
-        host: &str,
-        iface: &str,
-        table: &iftop::Table,
-        window_ns: u64,
-        view: View,
-        own: &[IpAddr],
-    ) -> Self {
-        let shown = |e: &iftop::Endpoint, restore: bool| -> String {
-            if !e.truncated {
-                return e.host.clone();
-            }
-            if restore {
-                let m: Vec<String> = own
-                    .iter()
-                    .map(IpAddr::to_string)
-                    .filter(|a| a.starts_with(&e.host))
-                    .collect();
-                if let [one] = &m[..] {
-                    return one.clone();
-                }
-            }
-            format!("{}…", e.host)
-        };
-        let whole = |b: f64| b.max(0.0).round() as u64;
-        let rows = table
-            .pairs
-            .iter()
-            .map(|p| Ranked {
-                local: shown(&p.local, true),
-                remote: shown(&p.remote, false),
-                local_port: p.local.port,
-                remote_port: p.remote.port,
-                protocol: None,
-                counters: FlowCounters {
-                    rx_bytes: whole(p.received.cumulative),
-                    tx_bytes: whole(p.sent.cumulative),
-                    ..Default::default()
-                },
-                flows: 1,
-            })
-            .collect();
-        let (rows, seen) = rank_rows(rows, view.sort, view.by, view.top);
-        Self {
-            host: host.to_string(),
-            source: SourceKind::SshIftop,
-            total_stats: TotalStats::bytes(
-                iface,
-                whole(table.totals.cumulative[1]),
-                whole(table.totals.cumulative[0]),
-                window_ns,
-            ),
-            top_connections: rows
-                .iter()
-                .map(|r| Connection::from_ranked(r, window_ns, false))
-                .collect(),
-            sort: view.sort,
-            group_by: view.by,
-            top: view.top,
-            connections_seen: seen,
-            notes: Vec::new(),
+            connections_seen: m.rows_seen.unwrap_or(seen),
+            notes: m.notes,
         }
     }
 
@@ -369,6 +263,9 @@ impl InterfacesData {
 mod tests {
     use super::*;
     use crate::flow::{FlowCounters, FlowId};
+    use crate::snapshot::Sample;
+    use netmon_common::DirTotals;
+    use std::net::IpAddr;
 
     fn sample() -> Sample {
         let id = |port| FlowId {
@@ -422,7 +319,8 @@ mod tests {
             by: GroupBy::Connection,
             top: 10,
         };
-        let d = TrafficData::from_sample("localhost", SourceKind::Test, "vinfb", &sample(), view);
+        let m = Measurement::from_sample(&sample());
+        let d = TrafficData::new("localhost", SourceKind::Ebpf, "vinfb", m, view);
         let t = &d.total_stats;
         assert_eq!(t.rx_total, 10.865894);
         assert_eq!(t.rx_bps, 43_463_576);
@@ -444,58 +342,9 @@ mod tests {
         ] {
             assert!(v["data"]["total_stats"].get(key).is_some(), "missing {key}");
         }
-        assert_eq!(v["data"]["source"], "ebpf".replace("ebpf", "test"));
+        assert_eq!(v["data"]["source"], "ebpf");
         assert_eq!(v["data"]["host"], "localhost");
         assert_eq!(v["data"]["top_connections"][0]["protocol"], "tcp");
-    }
-
-    #[test]
-    fn from_iftop_uses_cumulative_bytes_over_the_window() {
-        let text = "   1 [fd00:209:aaaa:bbbb:cccc:dddd:eeee:40768 =>    0B  513KB  513KB  2.00MB
-     [fd00:209:aaaa:bbbb:cccc:dddd:eeee::5201 <=    0B   992B   992B  3.88KB
-   2 10.200.9.1:22                            =>  336B   210B   210B   840B
-     10.200.9.2:50000                         <=  336B   210B   210B   1.00MB
-   3 10.200.9.1:23                            =>  336B   210B   210B   100B
-     10.200.9.2:50001                         <=  336B   210B   210B   200B
-Cumulative (sent/received/total):                    2.01MB     1.01MB     3.02MB
-====
-";
-        let t = iftop::parse(text).unwrap().unwrap();
-        let own: Vec<IpAddr> = vec![
-            "10.200.9.1".parse().unwrap(),
-            "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1".parse().unwrap(),
-        ];
-        let view = View {
-            sort: SortKey::Rx,
-            by: GroupBy::Connection,
-            top: 10,
-        };
-        let d = TrafficData::from_iftop("h", "if0", &t, 4_000_000_000, view, &own);
-        assert_eq!(d.source, SourceKind::SshIftop);
-        assert_eq!(d.total_stats.tx_bytes, 2_107_638); // 2.01 × 1024²
-        assert_eq!(d.total_stats.tx_bps, 4_215_276);
-        assert_eq!(d.total_stats.tx_packets, None);
-        let c = &d.top_connections;
-        assert_eq!(c[0].remote_port, Some(50000), "by receive bytes");
-        assert_eq!(c[0].rx_bytes, 1_048_576);
-        assert_eq!(
-            c[1].local_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1",
-            "restored"
-        );
-        assert_eq!(
-            c[1].remote_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:…",
-            "cut"
-        );
-        assert_eq!(c[1].tx_bytes, 2_097_152);
-        let by_host = View {
-            by: GroupBy::Host,
-            top: 1,
-            ..view
-        };
-        let d = TrafficData::from_iftop("h", "if0", &t, 4_000_000_000, by_host, &own);
-        assert_eq!(d.connections_seen, 2);
-        assert_eq!(d.top_connections[0].flows, 2);
-        assert_eq!(d.top_connections[0].rx_bytes, 1_048_576 + 200);
     }
 
     #[test]

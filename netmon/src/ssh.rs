@@ -6,7 +6,8 @@
 //! error.
 
 use crate::config::HostKeyPolicy;
-use crate::error::{Error, Result};
+use crate::error::{Cause, SshError};
+use crate::secret::Secret;
 use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{self, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
@@ -16,20 +17,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How to prove who we are.
+#[derive(Debug)]
 pub enum Credential {
-    Password(String),
+    Password(Secret),
     KeyFile(PathBuf),
     Agent,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Password(_) => f.write_str("Password(<redacted>)"),
-            Credential::KeyFile(p) => write!(f, "KeyFile({})", p.display()),
-            Credential::Agent => f.write_str("Agent"),
-        }
-    }
 }
 
 impl Credential {
@@ -56,7 +48,7 @@ pub struct Login {
 }
 
 /// The host key check's verdict, kept for the error message (russh only sees accept/refuse).
-type Verdict = Arc<Mutex<Option<Error>>>;
+type Verdict = Arc<Mutex<Option<SshError>>>;
 
 struct Checker {
     host: String,
@@ -82,7 +74,7 @@ pub fn real_line(text: &str, russh_line: usize) -> usize {
 }
 
 impl Checker {
-    fn refuse(&self, e: Error) -> Result<bool, russh::Error> {
+    fn refuse(&self, e: SshError) -> Result<bool, russh::Error> {
         *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         Ok(false)
     }
@@ -96,10 +88,11 @@ impl client::Handler for Checker {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return self.refuse(Error::SshHostKey {
+            return self.refuse(SshError::HostKey {
                 host: self.host.clone(),
                 port: self.port,
-                detail: "the server offered a certificate; netmon checks plain host keys against known_hosts".into(),
+                problem: "the server offered a certificate; netmon checks plain host keys against known_hosts".into(),
+                source: None,
             });
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
@@ -122,17 +115,18 @@ impl client::Handler for Checker {
                             );
                             Ok(true)
                         }
-                        Err(e) => self.refuse(Error::SshHostKey {
+                        Err(e) => self.refuse(SshError::HostKey {
                             host: self.host.clone(),
                             port: self.port,
-                            detail: format!(
-                                "cannot record its key in {}: {e}",
+                            problem: format!(
+                                "cannot record its key in {}",
                                 self.known_hosts.display()
                             ),
+                            source: Some(Box::new(e)),
                         }),
                     }
                 }
-                HostKeyPolicy::Strict => self.refuse(Error::UnknownHostKey {
+                HostKeyPolicy::Strict => self.refuse(SshError::UnknownHostKey {
                     host: self.host.clone(),
                     port: self.port,
                     fingerprint,
@@ -141,7 +135,7 @@ impl client::Handler for Checker {
             },
             Err(keys::Error::KeyChanged { line }) => {
                 let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
-                self.refuse(Error::HostKeyChanged {
+                self.refuse(SshError::HostKeyChanged {
                     host: self.host.clone(),
                     port: self.port,
                     fingerprint,
@@ -149,10 +143,11 @@ impl client::Handler for Checker {
                     line: real_line(&text, line),
                 })
             }
-            Err(e) => self.refuse(Error::SshHostKey {
+            Err(e) => self.refuse(SshError::HostKey {
                 host: self.host.clone(),
                 port: self.port,
-                detail: format!("reading {}: {e}", self.known_hosts.display()),
+                problem: format!("reading {}", self.known_hosts.display()),
+                source: Some(Box::new(e)),
             }),
         }
     }
@@ -176,11 +171,11 @@ pub struct Output {
 
 impl Session {
     /// Connects, checks the host key and logs in, all within `login.connect_timeout`.
-    pub async fn open(login: &Login) -> Result<Self> {
+    pub async fn open(login: &Login) -> Result<Self, SshError> {
         let secs = login.connect_timeout.as_secs();
         match tokio::time::timeout(login.connect_timeout, Self::open_unbounded(login)).await {
             Ok(r) => r,
-            Err(_) => Err(Error::SshTimeout {
+            Err(_) => Err(SshError::Timeout {
                 host: login.host.clone(),
                 port: login.port,
                 secs,
@@ -188,7 +183,7 @@ impl Session {
         }
     }
 
-    async fn open_unbounded(login: &Login) -> Result<Self> {
+    async fn open_unbounded(login: &Login) -> Result<Self, SshError> {
         let verdict: Verdict = Arc::default();
         let checker = Checker {
             host: login.host.clone(),
@@ -208,32 +203,38 @@ impl Session {
                     if let Some(v) = verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
                         return Err(v);
                     }
-                    return Err(Error::SshConnect {
+                    return Err(SshError::Connect {
                         host: login.host.clone(),
                         port: login.port,
-                        detail: e.to_string(),
+                        source: Box::new(e),
                     });
                 }
             };
-        let auth_failed = |detail: String| Error::SshAuth {
+        let auth_failed = |problem: &str, source: Option<Cause>| SshError::Auth {
             host: login.host.clone(),
             user: login.user.clone(),
             method: login.credential.method(),
-            detail,
+            problem: problem.to_string(),
+            source,
         };
+        let failed =
+            |problem: &'static str| move |e: russh::Error| auth_failed(problem, Some(Box::new(e)));
         let result = match &login.credential {
             Credential::Password(p) => handle
-                .authenticate_password(login.user.clone(), p.clone())
+                .authenticate_password(login.user.clone(), p.expose().to_string())
                 .await
-                .map_err(|e| auth_failed(e.to_string()))?,
+                .map_err(failed("the exchange failed"))?,
             Credential::KeyFile(path) => {
                 let key = keys::load_secret_key(path, None).map_err(|e| {
-                    auth_failed(format!("cannot read the key {}: {e}", path.display()))
+                    auth_failed(
+                        &format!("cannot read the key {}", path.display()),
+                        Some(Box::new(e)),
+                    )
                 })?;
                 let hash = handle
                     .best_supported_rsa_hash()
                     .await
-                    .map_err(|e| auth_failed(e.to_string()))?
+                    .map_err(failed("the exchange failed"))?
                     .flatten();
                 handle
                     .authenticate_publickey(
@@ -241,35 +242,34 @@ impl Session {
                         PrivateKeyWithHashAlg::new(Arc::new(key), hash),
                     )
                     .await
-                    .map_err(|e| auth_failed(e.to_string()))?
+                    .map_err(failed("the exchange failed"))?
             }
             Credential::Agent => {
                 let mut agent = keys::agent::client::AgentClient::connect_env()
                     .await
-                    .map_err(|e| auth_failed(format!("no ssh-agent ($SSH_AUTH_SOCK): {e}")))?;
+                    .map_err(|e| auth_failed("no ssh-agent ($SSH_AUTH_SOCK)", Some(Box::new(e))))?;
                 let ids = agent
                     .request_identities()
                     .await
-                    .map_err(|e| auth_failed(format!("asking the ssh-agent: {e}")))?;
+                    .map_err(|e| auth_failed("asking the ssh-agent failed", Some(Box::new(e))))?;
                 let mut result = None;
                 for id in ids {
                     let key = id.public_key().into_owned();
                     let r = handle
                         .authenticate_publickey_with(login.user.clone(), key, None, &mut agent)
                         .await
-                        .map_err(|e| auth_failed(e.to_string()))?;
+                        .map_err(|e| auth_failed("the exchange failed", Some(Box::new(e))))?;
                     if r.success() {
                         result = Some(r);
                         break;
                     }
                 }
-                result.ok_or_else(|| {
-                    auth_failed("the ssh-agent has no key the host accepts".into())
-                })?
+                result
+                    .ok_or_else(|| auth_failed("the ssh-agent has no key the host accepts", None))?
             }
         };
         if !result.success() {
-            return Err(auth_failed("the host refused it".into()));
+            return Err(auth_failed("the host refused it", None));
         }
         Ok(Self {
             handle,
@@ -284,20 +284,21 @@ impl Session {
         command: &str,
         deadline: Instant,
         mut on_stdout: impl FnMut(&str, Instant),
-    ) -> Result<Output> {
-        let remote = |detail: String| Error::Remote {
+    ) -> Result<Output, SshError> {
+        let remote = |problem: &str, e: russh::Error| SshError::Remote {
             host: self.host.clone(),
-            detail,
+            problem: problem.to_string(),
+            source: Some(Box::new(e)),
         };
         let mut channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| remote(format!("opening a session channel: {e}")))?;
+            .map_err(|e| remote("opening a session channel failed", e))?;
         channel
             .exec(true, command)
             .await
-            .map_err(|e| remote(format!("starting the command: {e}")))?;
+            .map_err(|e| remote("starting the command failed", e))?;
         let mut out = Output::default();
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
@@ -340,7 +341,7 @@ mod tests {
 
     #[test]
     fn passwords_do_not_print() {
-        let c = Credential::Password("hunter2".into());
+        let c = Credential::Password(Secret::new("hunter2".into()));
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

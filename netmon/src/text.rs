@@ -1,7 +1,7 @@
 //! The human view: reads like `iftop -t` (local host on the `=>` line, remote on `<=`), with
 //! iftop's units: rates in bits (b/Kb/Mb) and the cumulative column in bytes, both 1024-based.
 
-use crate::iface::InterfaceInfo;
+use crate::interface::InterfaceInfo;
 use crate::report::{Connection, TrafficData};
 use crate::units::iftop_size;
 use std::fmt::Write as _;
@@ -106,8 +106,9 @@ pub fn traffic(d: &TrafficData) -> String {
             "Packets (sent/received):", tx, rx
         );
     }
-    let unattributed =
-        |d: &Option<crate::report::DirectionDetail>| d.as_ref().map_or(0, |d| d.unattributed_bytes);
+    let unattributed = |d: &Option<crate::measurement::DirectionDetail>| {
+        d.as_ref().map_or(0, |d| d.unattributed_bytes)
+    };
     let lost = unattributed(&t.rx) + unattributed(&t.tx);
     if lost > 0 {
         let _ = writeln!(

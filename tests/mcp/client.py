@@ -12,6 +12,13 @@ Plan steps (each an object with "op"):
   disconnect {tool, args, after}  -> the process exits abruptly after `after` notifications
   concurrent {calls: [...]}       -> all calls at once, a "result" event for each
   wait                            -> {"event": "waiting"}, then blocks until a line on stdin
+  set_level {level}               -> {"event": "level_set"}
+  list_prompts                    -> {"event": "prompts", "prompts": [...]}
+  get_prompt {name, args}         -> {"event": "prompt", "messages": [...]} or an exception
+  complete {prompt, argument, value, context?}  -> {"event": "completion", "values": [...]}
+  capabilities                    -> {"event": "capabilities", "capabilities": {...}}
+Log messages the server sends (notifications/message) are {"event": "log", ...} whenever they
+arrive.
 """
 
 import argparse
@@ -21,7 +28,7 @@ import sys
 import time
 
 import anyio
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -91,6 +98,28 @@ async def run_plan(session, plan):
         elif op == "wait":
             emit(event="waiting", label=label)
             await anyio.to_thread.run_sync(sys.stdin.readline)
+        elif op == "set_level":
+            await session.set_logging_level(step["level"])
+            emit(event="level_set", label=label)
+        elif op == "list_prompts":
+            prompts = await session.list_prompts()
+            emit(event="prompts", label=label, prompts=[dump(p) for p in prompts.prompts])
+        elif op == "get_prompt":
+            try:
+                r = await session.get_prompt(step["name"], step.get("args"))
+                emit(event="prompt", label=label, description=r.description,
+                     messages=[dump(m) for m in r.messages])
+            except Exception as e:
+                emit(event="exception", label=label, type=type(e).__name__, message=str(e))
+        elif op == "complete":
+            ref = types.PromptReference(type="ref/prompt", name=step["prompt"])
+            r = await session.complete(ref, {"name": step["argument"], "value": step["value"]},
+                                       step.get("context"))
+            emit(event="completion", label=label, values=r.completion.values,
+                 total=r.completion.total, has_more=r.completion.has_more)
+        elif op == "capabilities":
+            caps = session.server_capabilities
+            emit(event="capabilities", label=label, capabilities=dump(caps) if caps else None)
         else:
             raise SystemExit(f"unknown op {op!r}")
 
@@ -105,8 +134,11 @@ async def main():
     a = p.parse_args()
     plan = json.loads(a.plan)
 
+    async def on_log(params):
+        emit(event="log", level=params.level, logger=params.logger, data=params.data)
+
     async def session_over(read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, logging_callback=on_log) as session:
             if a.handshake == "initialize":
                 r = await session.initialize()
                 info = dict(instructions=r.instructions, server=dump(r.server_info))

@@ -386,3 +386,45 @@ impl Drop for TempFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Polls (bounded) until netmon has no TCX program on `dev` in `ns`; returns how long it took.
+pub fn wait_detached(ns: &str, dev: &str, bound: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let progs = tcx_programs(ns, dev);
+        if !progs.iter().any(|p| p.starts_with("netmon")) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < bound,
+            "netmon still attached to {dev} after {bound:?}: {progs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A JSON integer, or a panic that shows the value.
+pub fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// A directory under the system temp dir, removed with everything in it on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

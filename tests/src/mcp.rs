@@ -2,8 +2,8 @@
 //! MCP Inspector CLI, both installed by `cargo xtask setup` under [`clients_dir`], and netmon's
 //! HTTP server started in a namespace.
 
-use crate::{Spawned, in_ns, netmon_bin};
-use serde_json::Value;
+use crate::{ADDR_A4, ADDR_A6, Spawned, VethPair, in_ns, iperf3_client, netmon_bin, sh};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{ChildStdin, Stdio};
@@ -122,6 +122,28 @@ impl PyClient {
         Self::stdio_under(ns, pidfile, "", handshake, plan)
     }
 
+    /// As [`Self::stdio`], with `serve_args` after `netmon serve` (flags, no shell quoting).
+    pub fn stdio_with(
+        ns: &str,
+        pidfile: &std::path::Path,
+        serve_args: &[&str],
+        plan: &Value,
+    ) -> Self {
+        let server = format!(
+            "echo $$ > {}; exec {} serve {}",
+            pidfile.display(),
+            netmon_bin().display(),
+            serve_args.join(" ")
+        );
+        let cmd = serde_json::json!(["sh", "-c", server]);
+        Self::spawn(
+            ns,
+            &["--stdio".into(), cmd.to_string()],
+            Handshake::Initialize,
+            plan,
+        )
+    }
+
     /// As [`Self::stdio`], with netmon started through `wrapper` (e.g. a `setpriv` command line
     /// that drops privileges; it must exec its argument).
     pub fn stdio_under(
@@ -222,7 +244,7 @@ impl HttpServer {
         let mut cmd = in_ns(ns, netmon_bin().to_str().expect("utf-8 path"));
         cmd.arg("serve")
             .args(args)
-            .env_remove(netmon::mcp::http::TOKEN_ENV)
+            .env_remove(netmon::secret::TOKEN_ENV)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -309,4 +331,103 @@ pub fn curl(ns: &str, args: &[&str]) -> (u16, String) {
         .parse()
         .unwrap_or_else(|_| panic!("curl {args:?}: no status in {text:?}"));
     (code, body.to_string())
+}
+
+pub fn iperf3(ns: &str, args: &[String]) -> Value {
+    iperf3_client(ns, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The structured result of a `result` event, after checking that its text content is the same
+/// JSON and that `isError` agrees with `success`.
+pub fn structured(ev: &Value) -> &Value {
+    assert_eq!(ev["event"], "result", "{ev:#}");
+    let s = &ev["structured"];
+    let text: Value = serde_json::from_str(ev["text"][0].as_str().expect("text content"))
+        .expect("text content is JSON");
+    assert_eq!(&text, s, "text and structured content differ");
+    assert_eq!(
+        ev["is_error"].as_bool(),
+        s["success"].as_bool().map(|ok| !ok),
+        "isError must be the opposite of success: {ev:#}"
+    );
+    s
+}
+
+pub fn last<'a>(events: &'a [Value], kind: &str) -> &'a Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+}
+
+/// The two tools, in order, with the contract's parameters, output schemas and annotations.
+pub fn check_tools(tools: &Value) {
+    let tools = tools.as_array().expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["list_network_interfaces", "get_interface_traffic"]);
+    for t in tools {
+        assert_eq!(t["annotations"]["readOnlyHint"], true, "{t:#}");
+        assert_eq!(t["annotations"]["idempotentHint"], true, "{t:#}");
+        assert_eq!(t["outputSchema"]["type"], "object", "{t:#}");
+        let props = &t["inputSchema"]["properties"];
+        assert_eq!(props["host"]["default"], "localhost");
+        assert_eq!(props["port"]["default"], 22);
+        assert_eq!(props["username"]["default"], "root");
+        assert_eq!(props["password"]["type"], "string");
+    }
+    let traffic = &tools[1]["inputSchema"];
+    assert_eq!(traffic["required"], json!(["iface"]));
+    let secs = &traffic["properties"]["sample_seconds"];
+    let num = |k: &str| {
+        secs[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("sample_seconds.{k}: {secs}"))
+    };
+    assert_eq!(
+        (num("default"), num("minimum"), num("maximum")),
+        (5.0, 3.0, 30.0)
+    );
+    let out = &tools[1]["outputSchema"]["properties"];
+    assert!(out["success"].is_object() && out["message"].is_object() && out["data"].is_object());
+}
+
+/// `list_network_interfaces` for namespace A: lo and its veth end, with details from /sys.
+pub fn check_interfaces(s: &Value, pair: &VethPair) {
+    assert_eq!(s["success"], true, "{s:#}");
+    assert_eq!(s["message"], "found 2 interfaces");
+    let d = &s["data"];
+    assert_eq!(d["host"], "localhost");
+    assert_eq!(d["interfaces"], json!(["lo", pair.dev_a]));
+    let sys = |f: &str| {
+        let out = sh(in_ns(&pair.ns_a, "cat").arg(format!("/sys/class/net/{}/{f}", pair.dev_a)));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let veth = &d["details"][1];
+    assert_eq!(veth["name"], pair.dev_a.as_str());
+    assert_eq!(veth["index"].to_string(), sys("ifindex"));
+    assert_eq!(veth["mac"], sys("address").as_str());
+    assert_eq!(veth["mtu"].to_string(), sys("mtu"));
+    assert_eq!(veth["kind"], "veth");
+    assert_eq!(veth["up"], true);
+    let addrs = veth["addresses"].as_array().unwrap();
+    assert!(
+        addrs.contains(&json!(ADDR_A4)) && addrs.contains(&json!(ADDR_A6)),
+        "{addrs:?}"
+    );
+    assert_eq!(d["details"][0]["kind"], "loopback");
+}
+
+/// One notification a second, from 0 to the window, increasing, each with the window as total.
+pub fn check_progress(events: &[Value], label: &str, window: f64) {
+    let p: Vec<f64> = events
+        .iter()
+        .filter(|e| e["event"] == "progress" && e["label"] == label)
+        .map(|e| {
+            assert_eq!(e["total"].as_f64(), Some(window), "{e}");
+            e["progress"].as_f64().unwrap()
+        })
+        .collect();
+    let want: Vec<f64> = (0..=window as u32).map(f64::from).collect();
+    assert_eq!(p, want, "progress notifications");
 }

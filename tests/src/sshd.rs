@@ -2,7 +2,7 @@
 //! test created, with its own host key, and the test users it logs in.
 
 use crate::mcp::{Log, drain_pipe, read_log};
-use crate::{Spawned, in_ns, sh, unique};
+use crate::{Spawned, TempDir, in_ns, sh};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,27 +13,6 @@ pub const PW_USER: &str = "nmtest-pw";
 pub const NOSUDO_USER: &str = "nmtest-nosudo";
 /// The password user's password; the tests check it never shows up in logs or messages.
 pub const PW: &str = "Nm-t3st-Pw-5f1c9a";
-
-/// A directory under /tmp, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Self {
-        let p = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Self(p)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Creates the test users if missing: the password user may run iftop through
 /// `sudo -n stdbuf`, the other has no password and no sudo.

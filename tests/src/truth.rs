@@ -2,7 +2,7 @@
 //! report of the streams it ran. Shared by the CLI tests and the MCP tests, which must agree with
 //! the same truth in the same way.
 
-use crate::Counters;
+use crate::{Counters, u};
 use serde_json::Value;
 
 const ETH_HLEN: u64 = 14;
@@ -29,10 +29,6 @@ impl Case {
         }
         args
     }
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
 /// One iperf3 data stream as iperf3 saw it.

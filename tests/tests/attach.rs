@@ -3,9 +3,10 @@
 
 use netmon_tests::{
     VethPair, in_ns, netmon_bin, require_root, sh, spawn_netmon, tcx_programs, wait_attached,
+    wait_detached,
 };
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn netmon_programs(pair: &VethPair) -> String {
     let names = tcx_programs(&pair.ns_a, &pair.dev_a);
@@ -52,18 +53,6 @@ fn sample_one_second(pair: &VethPair) {
     assert_eq!(v["success"], true, "{v:#}");
 }
 
-fn wait_detached(pair: &VethPair) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !netmon_programs(pair).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "netmon still attached:\n{}",
-            netmon_programs(pair)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn nothing_is_left_after_exit_or_kill_9_and_foreign_filters_stay() {
     let pair = VethPair::new(true);
@@ -73,7 +62,7 @@ fn nothing_is_left_after_exit_or_kill_9_and_foreign_filters_stay() {
 
     // Clean exit.
     sample_one_second(&pair);
-    wait_detached(&pair);
+    wait_detached(&pair.ns_a, &pair.dev_a, Duration::from_secs(10));
     assert_eq!(
         ingress_filters(&pair),
         foreign,
@@ -92,7 +81,7 @@ fn nothing_is_left_after_exit_or_kill_9_and_foreign_filters_stay() {
     // SAFETY: kill(2) on the PID of the child we spawned and have not reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let _ = child.0.wait();
-    wait_detached(&pair);
+    wait_detached(&pair.ns_a, &pair.dev_a, Duration::from_secs(10));
     assert_eq!(
         ingress_filters(&pair),
         foreign,
@@ -111,31 +100,50 @@ fn two_netmons_on_one_interface_do_not_disturb_each_other() {
     assert_eq!(left.matches("netmon_ingress").count(), 1, "{left}");
     assert_eq!(left.matches("netmon_egress").count(), 1, "{left}");
     drop(long);
-    wait_detached(&pair);
+    wait_detached(&pair.ns_a, &pair.dev_a, Duration::from_secs(10));
 }
 
 #[test]
 fn without_privileges_the_error_names_the_capabilities() {
     require_root();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(netmon_bin())
-        .args(["traffic", "-i", "lo", "-s", "1"])
-        .output()
-        .expect("setpriv");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let unprivileged = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg(netmon_bin())
+            .args(args)
+            .output()
+            .expect("setpriv");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = unprivileged(&["traffic", "-i", "lo", "-s", "1"]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
     assert!(
         stderr.contains("CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"),
         "{stderr}"
     );
     assert!(stderr.contains("run it as root"), "{stderr}");
+    // A mistyped interface is found out before the classifier is loaded: the answer lists the
+    // interfaces, and says nothing of privileges.
+    let (code, stderr) = unprivileged(&["traffic", "-i", "nosuchif0", "-s", "1"]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("\"nosuchif0\" does not exist") && stderr.contains("interfaces there: lo"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`netmon interfaces` shows them"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CAP_BPF"), "{stderr}");
 }
 
 #[test]

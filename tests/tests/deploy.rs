@@ -4,7 +4,7 @@
 //! caught.
 
 use netmon_tests::mcp::clients_dir;
-use netmon_tests::netmon_bin;
+use netmon_tests::{TempDir, netmon_bin};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -14,12 +14,13 @@ fn deploy(file: &str) -> PathBuf {
         .join(file)
 }
 
-fn scratch(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(netmon_tests::unique("nmdep"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
+/// `text` in a file `name` of a directory that is removed when the returned guard drops, even
+/// if the test fails first.
+fn scratch(name: &str, text: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new("nmdep");
+    let path = dir.path(name);
     std::fs::write(&path, text).expect("writing a scratch copy");
-    path
+    (dir, path)
 }
 
 fn show(out: &Output) -> String {
@@ -35,14 +36,12 @@ fn show(out: &Output) -> String {
 /// verifier checks that the binary exists).
 fn verify_unit(name: &str, unit: &str) -> Output {
     let unit = unit.replace("/usr/local/bin/netmon", &netmon_bin().display().to_string());
-    let path = scratch(name, &unit);
-    let out = Command::new("systemd-analyze")
+    let (_dir, path) = scratch(name, &unit);
+    Command::new("systemd-analyze")
         .arg("verify")
         .arg(&path)
         .output()
-        .expect("running systemd-analyze (apt-get install systemd)");
-    let _ = std::fs::remove_dir_all(path.parent().expect("scratch dir"));
-    out
+        .expect("running systemd-analyze (apt-get install systemd)")
 }
 
 #[test]
@@ -104,12 +103,11 @@ fn the_daemonset_passes_strict_schema_validation() {
         assert!(text.contains(needle), "the DaemonSet lacks {needle:?}");
     }
     // A misspelt field must fail under --strict.
-    let broken = scratch(
+    let (_dir, broken) = scratch(
         "daemonset.yaml",
         &text.replace("hostNetwork: true", "hostNetwrk: true"),
     );
     let out = kubernetes_validate(&broken);
-    let _ = std::fs::remove_dir_all(broken.parent().expect("scratch dir"));
     assert!(
         !out.status.success(),
         "--strict must reject an unknown field: {}",

@@ -3,11 +3,14 @@
 //! Inspector CLI. Every number in a result is checked against the kernel's counters and iperf3's
 //! report of the same traffic, on a veth pair between two namespaces the test creates.
 
-use netmon_tests::mcp::{Handshake, HttpServer, PyClient, curl, inspector, read_log};
+use netmon_tests::mcp::{
+    Handshake, HttpServer, PyClient, check_interfaces, check_progress, check_tools, curl,
+    inspector, iperf3, last, read_log, structured,
+};
 use netmon_tests::truth::{self, Case};
 use netmon_tests::{
-    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, TempFile, VethPair, iperf3_client, iperf3_server, sh,
-    tcx_programs,
+    ADDR_A4, ADDR_A6, ADDR_B4, ADDR_B6, TempFile, VethPair, iperf3_server, sh, tcx_programs, u,
+    wait_detached,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -22,126 +25,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 const SECOND: Duration = Duration::from_secs(1);
 const TOKEN: &str = "3f9c0a5e7b1d4c2a8e6f0b9d1c3a5e7f";
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-fn iperf3(ns: &str, args: &[String]) -> Value {
-    iperf3_client(ns, &args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-/// The structured result of a `result` event, after checking that its text content is the same
-/// JSON and that `isError` agrees with `success`.
-fn structured(ev: &Value) -> &Value {
-    assert_eq!(ev["event"], "result", "{ev:#}");
-    let s = &ev["structured"];
-    let text: Value = serde_json::from_str(ev["text"][0].as_str().expect("text content"))
-        .expect("text content is JSON");
-    assert_eq!(&text, s, "text and structured content differ");
-    assert_eq!(
-        ev["is_error"].as_bool(),
-        s["success"].as_bool().map(|ok| !ok),
-        "isError must be the opposite of success: {ev:#}"
-    );
-    s
-}
-
-fn last<'a>(events: &'a [Value], kind: &str) -> &'a Value {
-    events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
-}
-
-/// The two tools, in order, with the contract's parameters, output schemas and annotations.
-fn check_tools(tools: &Value) {
-    let tools = tools.as_array().expect("tools");
-    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["list_network_interfaces", "get_interface_traffic"]);
-    for t in tools {
-        assert_eq!(t["annotations"]["readOnlyHint"], true, "{t:#}");
-        assert_eq!(t["annotations"]["idempotentHint"], true, "{t:#}");
-        assert_eq!(t["outputSchema"]["type"], "object", "{t:#}");
-        let props = &t["inputSchema"]["properties"];
-        assert_eq!(props["host"]["default"], "localhost");
-        assert_eq!(props["port"]["default"], 22);
-        assert_eq!(props["username"]["default"], "root");
-        assert_eq!(props["password"]["type"], "string");
-    }
-    let traffic = &tools[1]["inputSchema"];
-    assert_eq!(traffic["required"], json!(["iface"]));
-    let secs = &traffic["properties"]["sample_seconds"];
-    let num = |k: &str| {
-        secs[k]
-            .as_f64()
-            .unwrap_or_else(|| panic!("sample_seconds.{k}: {secs}"))
-    };
-    assert_eq!(
-        (num("default"), num("minimum"), num("maximum")),
-        (5.0, 3.0, 30.0)
-    );
-    let out = &tools[1]["outputSchema"]["properties"];
-    assert!(out["success"].is_object() && out["message"].is_object() && out["data"].is_object());
-}
-
-/// `list_network_interfaces` for namespace A: lo and its veth end, with details from /sys.
-fn check_interfaces(s: &Value, pair: &VethPair) {
-    assert_eq!(s["success"], true, "{s:#}");
-    assert_eq!(s["message"], "found 2 interfaces");
-    let d = &s["data"];
-    assert_eq!(d["host"], "localhost");
-    assert_eq!(d["interfaces"], json!(["lo", pair.dev_a]));
-    let sys = |f: &str| {
-        let out = sh(netmon_tests::in_ns(&pair.ns_a, "cat")
-            .arg(format!("/sys/class/net/{}/{f}", pair.dev_a)));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let veth = &d["details"][1];
-    assert_eq!(veth["name"], pair.dev_a.as_str());
-    assert_eq!(veth["index"].to_string(), sys("ifindex"));
-    assert_eq!(veth["mac"], sys("address").as_str());
-    assert_eq!(veth["mtu"].to_string(), sys("mtu"));
-    assert_eq!(veth["kind"], "veth");
-    assert_eq!(veth["up"], true);
-    let addrs = veth["addresses"].as_array().unwrap();
-    assert!(
-        addrs.contains(&json!(ADDR_A4)) && addrs.contains(&json!(ADDR_A6)),
-        "{addrs:?}"
-    );
-    assert_eq!(d["details"][0]["kind"], "loopback");
-}
-
-/// One notification a second, from 0 to the window, increasing, each with the window as total.
-fn check_progress(events: &[Value], label: &str, window: f64) {
-    let p: Vec<f64> = events
-        .iter()
-        .filter(|e| e["event"] == "progress" && e["label"] == label)
-        .map(|e| {
-            assert_eq!(e["total"].as_f64(), Some(window), "{e}");
-            e["progress"].as_f64().unwrap()
-        })
-        .collect();
-    let want: Vec<f64> = (0..=window as u32).map(f64::from).collect();
-    assert_eq!(p, want, "progress notifications");
-}
-
-/// Polls (bounded) until netmon has no TCX program on `dev` in `ns`; returns how long it took.
-fn wait_detached(ns: &str, dev: &str, bound: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let progs = tcx_programs(ns, dev);
-        if !progs.iter().any(|p| p.starts_with("netmon")) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < bound,
-            "netmon still attached to {dev} after {bound:?}: {progs:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The Python SDK over stdio, `initialize` (2025-11-25): schemas, interfaces, and a TCP sample
 /// checked against the kernel and iperf3, with progress notifications.
@@ -292,7 +175,7 @@ fn bad_inputs(client: &PyClient, pair: &VethPair) {
         ("negative", "use 3–30 seconds"),
         ("five", "sample_seconds: invalid type: string \"five\""),
         ("extra", "unknown field `colour`"),
-        ("top-zero", "must be at least 1"),
+        ("top-zero", "top: 0 is out of range: use 1–1000"),
         ("remote", "is not one netmon may reach"),
         ("list-extra", "unknown field `verbose`"),
     ];
@@ -708,7 +591,7 @@ fn http_security() {
         ),
         (
             vec!["--http", bind.as_str()],
-            vec![(netmon::mcp::http::TOKEN_ENV, "short")],
+            vec![(netmon::secret::TOKEN_ENV, "short")],
             "is not usable",
         ),
     ] {
@@ -717,7 +600,7 @@ fn http_security() {
             .arg(netmon_tests::netmon_bin())
             .arg("serve")
             .args(&args)
-            .env_remove(netmon::mcp::http::TOKEN_ENV);
+            .env_remove(netmon::secret::TOKEN_ENV);
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -731,7 +614,7 @@ fn http_security() {
     let server = HttpServer::start(
         &pair.ns_a,
         &["--http", &bind],
-        &[(netmon::mcp::http::TOKEN_ENV, TOKEN)],
+        &[(netmon::secret::TOKEN_ENV, TOKEN)],
     );
     let url = server.url.clone();
     let bearer = format!("Authorization: Bearer {TOKEN}");
@@ -1062,4 +945,142 @@ fn unprivileged_server_explains_what_it_lacks() {
         "{msg}"
     );
     eprintln!("unprivileged: {msg}");
+}
+
+/// The prompt, completion of its `iface`, and log messages, through the Python SDK over stdio:
+/// a model learns of an idle interface (at level info, once it asked for it) and of a full flow
+/// table (a warning, with the same byte count the result carries).
+#[test]
+fn the_prompt_completion_and_log_messages() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let _server = iperf3_server(&pair.ns_b, ADDR_B4);
+    let pidfile = TempFile::new("nmpid", "");
+    let dev = pair.dev_a.as_str();
+    let plan = json!([
+        {"op": "capabilities", "label": "caps"},
+        {"op": "list_prompts", "label": "prompts"},
+        {"op": "get_prompt", "label": "prompt", "name": "diagnose_bandwidth",
+         "args": {"iface": dev, "host": "localhost"}},
+        {"op": "get_prompt", "label": "no-iface", "name": "diagnose_bandwidth", "args": {}},
+        {"op": "complete", "label": "complete", "prompt": "diagnose_bandwidth",
+         "argument": "iface", "value": &dev[..2]},
+        // Below the default level (warning): no message for an idle interface yet.
+        {"op": "call", "label": "idle-quiet", "tool": "get_interface_traffic",
+         "args": {"iface": "lo", "sample_seconds": 3}},
+        {"op": "set_level", "label": "level", "level": "info"},
+        {"op": "call", "label": "idle", "tool": "get_interface_traffic",
+         "args": {"iface": "lo", "sample_seconds": 3}},
+        {"op": "wait", "label": "before-full"},
+        {"op": "call", "label": "full", "tool": "get_interface_traffic",
+         "args": {"iface": dev, "sample_seconds": 5}},
+    ]);
+    // A 4-entry table per family, so parallel streams overflow it.
+    let mut client =
+        PyClient::stdio_with(&pair.ns_a, &pidfile.0, &["--table-capacity", "4"], &plan);
+    let events = client.until("waiting", Duration::from_secs(60));
+    let ev = |label: &str| {
+        events
+            .iter()
+            .find(|e| e["label"] == label && e["event"] != "progress")
+            .unwrap_or_else(|| panic!("no {label} event in {events:#?}"))
+    };
+    let caps = &ev("caps")["capabilities"];
+    for c in ["tools", "prompts", "completions", "logging"] {
+        assert!(caps.get(c).is_some(), "capability {c} missing: {caps}");
+    }
+    assert_eq!(ev("prompts")["prompts"][0]["name"], "diagnose_bandwidth");
+    let text = ev("prompt")["messages"].to_string();
+    assert!(
+        text.contains(dev) && text.contains("list_network_interfaces"),
+        "{text}"
+    );
+    assert_eq!(ev("no-iface")["event"], "exception", "{:#}", ev("no-iface"));
+    assert!(
+        ev("no-iface")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs iface")
+    );
+    assert_eq!(
+        ev("complete")["values"],
+        json!([dev]),
+        "{:#}",
+        ev("complete")
+    );
+
+    let logs: Vec<&Value> = events.iter().filter(|e| e["event"] == "log").collect();
+    assert_eq!(
+        logs.len(),
+        1,
+        "one message, after the level was set: {logs:#?}"
+    );
+    assert_eq!(logs[0]["level"], "info");
+    assert_eq!(logs[0]["data"]["interface"], "lo");
+    assert!(
+        logs[0]["data"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no IP traffic"),
+        "{:#}",
+        logs[0]
+    );
+
+    // Eight parallel streams and iperf3's control connection: nine flows into four entries.
+    client.go();
+    let args: Vec<String> = ["-c", ADDR_B4, "-P", "8", "-t", "2"]
+        .map(String::from)
+        .to_vec();
+    std::thread::sleep(Duration::from_secs(1));
+    iperf3(&pair.ns_a, &args);
+    let rest = client.until("result", Duration::from_secs(30));
+    let full = structured(last(&rest, "result"));
+    assert_eq!(full["success"], true, "{full:#}");
+    let t = &full["data"]["total_stats"];
+    let lost = u(&t["rx"]["unattributed_bytes"]) + u(&t["tx"]["unattributed_bytes"]);
+    assert!(lost > 0, "nine flows in four entries must overflow: {t:#}");
+    let warning = rest
+        .iter()
+        .find(|e| e["event"] == "log" && e["level"] == "warning")
+        .unwrap_or_else(|| panic!("no warning about the table: {rest:#?}"));
+    let message = warning["data"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("{lost} bytes")) && message.contains("--table-capacity"),
+        "{message}"
+    );
+}
+
+/// The prompt through the MCP Inspector CLI, over stdio.
+#[test]
+fn inspector_cli_lists_and_gets_the_prompt() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let bin = netmon_tests::netmon_bin();
+    let bin = bin.to_str().unwrap();
+    let list = inspector(&pair.ns_a, &[bin, "serve", "--method", "prompts/list"]);
+    assert_eq!(list["prompts"][0]["name"], "diagnose_bandwidth", "{list:#}");
+    let args = list["prompts"][0]["arguments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(args[0]["name"], "iface");
+    assert_eq!(args[0]["required"], true);
+    let got = inspector(
+        &pair.ns_a,
+        &[
+            bin,
+            "serve",
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "diagnose_bandwidth",
+            "--prompt-args",
+            &format!("iface={}", pair.dev_a),
+        ],
+    );
+    let text = got["messages"].to_string();
+    assert!(
+        text.contains(&pair.dev_a) && text.contains("get_interface_traffic"),
+        "{got:#}"
+    );
 }

@@ -3,19 +3,16 @@
 //! traffic is iperf3 from A to B; the results are checked against iperf3 and B's kernel
 //! counters. Every error case runs against the real server.
 
-use netmon_tests::mcp::{Handshake, PyClient, read_log};
-use netmon_tests::sshd::{NOSUDO_USER, PW, PW_USER, Sshd, TempDir, ensure_users, keypair};
-use netmon_tests::{ADDR_A4, ADDR_B4, Counters, VethPair, iperf3_client, iperf3_server};
+use netmon_tests::TempDir;
+use netmon_tests::mcp::{Handshake, PyClient, read_log, structured};
+use netmon_tests::sshd::{NOSUDO_USER, PW, PW_USER, Sshd, ensure_users, keypair};
+use netmon_tests::{ADDR_A4, ADDR_B4, Counters, VethPair, iperf3_client, iperf3_server, u};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
 
 /// B with sshd on port 22 (and, when asked, a second one without iftop on 2222), the keys
 /// netmon logs in with, and the known_hosts that trusts B.
@@ -119,17 +116,6 @@ fn outcome<'a>(events: &'a [Value], label: &str) -> &'a Value {
         .iter()
         .find(|e| e["label"] == label && (e["event"] == "result" || e["event"] == "exception"))
         .unwrap_or_else(|| panic!("no outcome for {label}: {events:#?}"))
-}
-
-fn structured(ev: &Value) -> &Value {
-    assert_eq!(ev["event"], "result", "{ev:#}");
-    let s = &ev["structured"];
-    assert_eq!(
-        ev["is_error"].as_bool(),
-        s["success"].as_bool().map(|ok| !ok),
-        "{ev:#}"
-    );
-    s
 }
 
 /// Remote results through real sshd + iftop: interfaces, then iperf3 traffic sampled on B's

@@ -4,14 +4,14 @@
 //! Interfaces are re-listed every tick, so ones that appear are attached and ones that vanish are
 //! dropped (with their series) while the agent runs.
 
-pub mod client;
 pub mod http;
 pub mod source;
 
-use crate::error::Result;
+use crate::error::{ArgNames, BpfError, Error, RequestError, Result};
 use crate::flow::FlowId;
-use crate::iface::{self, InterfaceInfo, InterfaceKind};
-use crate::metrics::{EvictReason, Metrics};
+use crate::host;
+use crate::interface::{InterfaceInfo, InterfaceKind};
+use crate::metrics::{EvictReason, MAX_FLOW_SERIES, Metrics};
 use crate::request::IfaceName;
 use crate::snapshot::{Sample, TableFill};
 use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource, monotonic_ns};
@@ -33,6 +33,17 @@ pub const DEFAULT_EVICT_IDLE: Duration = Duration::from_secs(60);
 const PRESSURE_QUARTERS: usize = 3;
 const PRESSURE_TICKS: u32 = 2;
 
+/// The agent's flags as given, before they are checked.
+#[derive(Clone, Debug)]
+pub struct AgentFlags {
+    pub ifaces: Vec<String>,
+    pub active_only: bool,
+    pub tick_seconds: f64,
+    pub table_capacity: u32,
+    pub evict_idle_seconds: f64,
+    pub flow_series: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
     /// Interfaces to watch; empty: every interface that is up, loopback excepted.
@@ -45,6 +56,54 @@ pub struct AgentOptions {
     pub evict_idle: Duration,
     /// Export per-flow rate series for this many top flows per interface (0: none).
     pub flow_series: usize,
+}
+
+impl AgentOptions {
+    /// The flags, checked and typed. Each refusal names its flag and the range it takes.
+    pub fn new(f: &AgentFlags) -> Result<Self, RequestError> {
+        let out_of_range = |arg, got: f64, range: &str, why| RequestError::OutOfRange {
+            arg,
+            got: got.to_string(),
+            range: range.to_string(),
+            why,
+        };
+        if !(0.02..=60.0).contains(&f.tick_seconds) {
+            return Err(out_of_range(
+                "--tick",
+                f.tick_seconds,
+                "0.02 to 60 seconds",
+                "",
+            ));
+        }
+        if !(1.0..=3600.0).contains(&f.evict_idle_seconds) {
+            return Err(out_of_range(
+                "--evict-idle",
+                f.evict_idle_seconds,
+                "1 to 3600 seconds",
+                "",
+            ));
+        }
+        if f.flow_series > MAX_FLOW_SERIES {
+            return Err(out_of_range(
+                "--flow-series",
+                f.flow_series as f64,
+                &format!("0 to {MAX_FLOW_SERIES}"),
+                ": more per interface would make Prometheus's series count unbounded",
+            ));
+        }
+        Ok(Self {
+            ifaces: f
+                .ifaces
+                .iter()
+                .map(|n| IfaceName::parse(n, ArgNames::CLI.iface))
+                .collect::<Result<Vec<_>, _>>()?,
+            active_only: f.active_only,
+            tick: Duration::from_secs_f64(f.tick_seconds),
+            ebpf: EbpfOptions::new(f.table_capacity)?,
+            evict_idle: Duration::from_secs_f64(f.evict_idle_seconds),
+            flow_series: f.flow_series,
+        })
+    }
 }
 
 /// The instant (the readings' clock) before which a flow whose counters have not moved since
@@ -234,7 +293,7 @@ fn unix_now() -> f64 {
 
 impl Agent {
     /// Loads the classifier; nothing is attached until the first collection.
-    pub fn new(opts: AgentOptions) -> Result<Arc<Self>> {
+    pub fn new(opts: AgentOptions) -> Result<Arc<Self>, BpfError> {
         let source = EbpfSource::load(opts.ebpf)?;
         Ok(Arc::new(Self {
             metrics: Metrics::new(opts.ebpf.flow_capacity),
@@ -262,8 +321,8 @@ impl Agent {
     /// One round: attach to new interfaces, drop vanished ones, read the kernel's tables once
     /// for every watched interface, and add each one's traffic since the last round to its
     /// history and to the metrics.
-    fn collect(&self, collecting: &mut BTreeMap<u32, Collecting>) -> Result<()> {
-        let all = iface::list()?;
+    fn collect(&self, collecting: &mut BTreeMap<u32, Collecting>) -> Result<(), Error> {
+        let all = host::list()?;
         let wanted = select(&all, &self.opts.ifaces);
         // Same index and name, or it is another interface now.
         let gone: Vec<u32> = collecting
@@ -503,11 +562,11 @@ mod tests {
         let names = |v: Vec<&InterfaceInfo>| v.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(select(&all, &[])), ["eth0", "wg0"]);
         let pick = [
-            IfaceName::parse("eth1").unwrap(),
-            IfaceName::parse("lo").unwrap(),
+            IfaceName::parse("eth1", "-i").unwrap(),
+            IfaceName::parse("lo", "-i").unwrap(),
         ];
         assert_eq!(names(select(&all, &pick)), ["lo", "eth1"]);
-        let missing = [IfaceName::parse("eth9").unwrap()];
+        let missing = [IfaceName::parse("eth9", "-i").unwrap()];
         assert!(select(&all, &missing).is_empty());
     }
 

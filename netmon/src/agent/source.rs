@@ -4,10 +4,12 @@
 //! the agent's loaded classifier.
 
 use super::{Agent, Recorded};
-use crate::error::{Error, Result};
-use crate::iface::{self, InterfaceInfo};
-use crate::report::SourceKind;
-use crate::source::{Measured, Progress, ProgressFn, TrafficSource};
+use crate::error::{AgentError, Result};
+use crate::host;
+use crate::interface::InterfaceInfo;
+use crate::measurement::Measurement;
+use crate::report::{SourceKind, View};
+use crate::source::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -43,16 +45,28 @@ impl TrafficSource for AgentSource {
         SourceKind::Ebpf
     }
 
-    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
-        iface::list()
+    fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>> {
+        Box::pin(async { host::list() })
     }
 
-    async fn sample(
+    fn sample<'a>(
+        &'a self,
+        iface: &'a InterfaceInfo,
+        window: Duration,
+        _view: View,
+        progress: ProgressFn<'a>,
+    ) -> BoxFuture<'a, Result<Measurement>> {
+        Box::pin(self.answer(iface, window, progress))
+    }
+}
+
+impl AgentSource {
+    async fn answer(
         &self,
         iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> Result<Measured> {
+    ) -> Result<Measurement> {
         let window_ns = window.as_nanos() as u64;
         let tick = self.agent.tick();
         let start = Instant::now();
@@ -68,20 +82,18 @@ impl TrafficSource for AgentSource {
                         .source()
                         .sample_window(iface, window, progress)
                         .await?;
-                    return Ok(Measured::Recorded {
-                        sample,
-                        note: format!(
-                            "the agent does not watch {}, so it was attached for this call and sampled for {:.1} s",
-                            iface.name,
-                            window.as_secs_f64()
-                        ),
-                    });
+                    return Ok(Measurement::from_sample(&sample).with_note(format!(
+                        "the agent does not watch {}, so it was attached for this call and sampled for {:.1} s",
+                        iface.name,
+                        window.as_secs_f64()
+                    )));
                 }
                 Recorded::NotWatched => {
-                    return Err(Error::AgentStalled {
+                    return Err(AgentError::Stalled {
                         iface: iface.name.clone(),
                         reason: "the interface stopped being watched (it vanished?)".into(),
-                    });
+                    }
+                    .into());
                 }
                 Recorded::Watched {
                     watched_ns,
@@ -105,10 +117,7 @@ impl TrafficSource for AgentSource {
                             secs(age_ns)
                         ),
                     };
-                    return Ok(Measured::Recorded {
-                        sample: *sample,
-                        note,
-                    });
+                    return Ok(Measurement::from_sample(&sample).with_note(note));
                 }
                 Recorded::Watched {
                     watched_ns,
@@ -118,12 +127,13 @@ impl TrafficSource for AgentSource {
                     let had = *waited_from.get_or_insert(watched_ns);
                     let rest = Duration::from_nanos(window_ns.saturating_sub(had));
                     if start.elapsed() > rest + tick * STALL_TICKS {
-                        return Err(Error::AgentStalled {
+                        return Err(AgentError::Stalled {
                             iface: iface.name.clone(),
                             reason: format!(
                                 "no collection for {STALL_TICKS} ticks; see the agent's log"
                             ),
-                        });
+                        }
+                        .into());
                     }
                     progress(Progress::Elapsed {
                         elapsed: Duration::from_nanos(watched_ns).min(window),

@@ -1,9 +1,10 @@
 //! The tools' arguments as the client sends them, and their translation into typed requests.
 //! Pure: every wrong argument becomes an [`Error`] whose message a model can act on.
 
-use crate::error::{Error, Result};
+use crate::error::{ArgNames, RequestError};
 use crate::rank::{GroupBy, SortKey};
-use crate::request::TrafficRequest;
+use crate::request::{Target, TrafficRequest};
+use crate::secret::Secret;
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -13,26 +14,6 @@ use serde::de::DeserializeOwned;
 /// caller waiting.
 pub const MCP_WINDOW_RANGE: (u64, u64) = (3, 30);
 pub const DEFAULT_SAMPLE_SECONDS: f64 = 5.0;
-/// Most rows one result may carry.
-pub const MAX_TOP: usize = 1000;
-
-/// A password as received: never printed, not even by `{:?}`.
-#[derive(Clone, Default, Deserialize, JsonSchema)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The password itself, for the one place that sends it (the SSH login).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// `list_network_interfaces` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -112,51 +93,13 @@ fn default_top() -> usize {
     TrafficRequest::DEFAULT_TOP
 }
 
-/// Which machine a call is about.
-#[derive(Debug)]
-pub enum Target {
-    /// This machine, counted by netmon's classifier.
-    Local,
-    /// Another machine (reached over SSH, once that exists).
-    Remote(Remote),
-}
-
-#[derive(Debug)]
-pub struct Remote {
-    pub host: String,
-    pub port: u16,
-    pub username: String,
-    pub password: Option<Secret>,
-}
-
-impl Target {
-    pub const DEFAULT_PORT: u16 = 22;
-    pub const DEFAULT_USER: &str = "root";
-
-    fn new(host: String, port: u16, username: String, password: Option<Secret>) -> Self {
-        let local = matches!(
-            host.trim().to_ascii_lowercase().as_str(),
-            "" | "localhost" | "127.0.0.1" | "::1" | "[::1]"
-        );
-        if local {
-            return Target::Local;
-        }
-        Target::Remote(Remote {
-            host: host.trim().to_string(),
-            port,
-            username,
-            password,
-        })
-    }
-}
-
 /// Decodes a tool's raw arguments; a missing, unknown or mistyped argument names itself and
 /// the tool's usage.
 fn decode<T: DeserializeOwned>(
     tool: &'static str,
     usage: &'static str,
     raw: Option<JsonObject>,
-) -> Result<T> {
+) -> Result<T, RequestError> {
     let value = serde_json::Value::Object(raw.unwrap_or_default());
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -168,7 +111,7 @@ fn decode<T: DeserializeOwned>(
         } else {
             format!("{path}: {}", e.into_inner())
         };
-        Error::BadArguments {
+        RequestError::BadArguments {
             tool,
             detail,
             usage,
@@ -180,32 +123,28 @@ pub const INTERFACES_USAGE: &str = "arguments are all optional: host (string), p
 pub const TRAFFIC_USAGE: &str = "arguments: iface (string, required), sample_seconds (number 3–30, default 5), host, port, username, password, top (integer 1–1000, default 10), sort (\"rx\" | \"tx\" | \"total\"), group_by (\"connection\" | \"host\")";
 
 impl InterfacesArgs {
-    pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<Target> {
+    pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<Target, RequestError> {
         let a: Self = decode(tool, INTERFACES_USAGE, raw)?;
-        Ok(Target::new(a.host, a.port, a.username, a.password))
+        Ok(Target::new(&a.host, a.port, a.username, a.password))
     }
 }
 
 impl TrafficArgs {
-    pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<(Target, TrafficRequest)> {
+    pub fn parse(
+        tool: &'static str,
+        raw: Option<JsonObject>,
+    ) -> Result<(Target, TrafficRequest), RequestError> {
         let a: Self = decode(tool, TRAFFIC_USAGE, raw)?;
-        let top = a.top;
-        if top > MAX_TOP {
-            return Err(Error::BadArguments {
-                tool,
-                detail: format!("top: {top} is more than {MAX_TOP}"),
-                usage: TRAFFIC_USAGE,
-            });
-        }
         let req = TrafficRequest::new(
             Some(&a.iface),
             a.sample_seconds,
             MCP_WINDOW_RANGE,
-            top,
+            a.top,
             a.sort,
             a.group_by,
+            ArgNames::MCP,
         )?;
-        Ok((Target::new(a.host, a.port, a.username, a.password), req))
+        Ok((Target::new(&a.host, a.port, a.username, a.password), req))
     }
 }
 
@@ -221,7 +160,7 @@ mod tests {
         }
     }
 
-    fn traffic(v: serde_json::Value) -> Result<(Target, TrafficRequest)> {
+    fn traffic(v: serde_json::Value) -> Result<(Target, TrafficRequest), RequestError> {
         TrafficArgs::parse("get_interface_traffic", obj(v))
     }
 
@@ -237,34 +176,17 @@ mod tests {
     }
 
     #[test]
-    fn local_host_spellings() {
-        for h in [
-            "",
-            "localhost",
-            "LOCALHOST",
-            "127.0.0.1",
-            "::1",
-            " localhost ",
-        ] {
-            let (t, _) = traffic(json!({"iface": "eth0", "host": h})).unwrap();
-            assert!(matches!(t, Target::Local), "{h:?}");
-        }
-        let (t, _) = traffic(json!({"iface": "eth0", "host": "10.0.0.9"})).unwrap();
-        let Target::Remote(r) = t else {
-            panic!("10.0.0.9 taken as local")
-        };
-        assert_eq!((r.port, r.username.as_str()), (22, "root"));
-    }
-
-    #[test]
     fn each_bad_argument_names_itself() {
         let cases = [
             (json!({}), "missing field `iface`"),
-            (json!({"iface": "eth0;reboot"}), "letters, digits"),
+            (json!({"iface": "eth0;reboot"}), "iface: interface name"),
             (json!({"iface": "abcdefghijklmnop"}), "at most 15 bytes"),
             (json!({"iface": "eth0", "sample_seconds": 0}), "3–30"),
             (json!({"iface": "eth0", "sample_seconds": 2}), "3–30"),
-            (json!({"iface": "eth0", "sample_seconds": 31}), "3–30"),
+            (
+                json!({"iface": "eth0", "sample_seconds": 31}),
+                "sample_seconds: 31 s is out of range: use 3–30",
+            ),
             (json!({"iface": "eth0", "sample_seconds": -1}), "3–30"),
             (
                 json!({"iface": "eth0", "sample_seconds": "five"}),
@@ -274,8 +196,14 @@ mod tests {
                 json!({"iface": "eth0", "bogus": 1}),
                 "unknown field `bogus`",
             ),
-            (json!({"iface": "eth0", "top": 0}), "at least 1"),
-            (json!({"iface": "eth0", "top": 5000}), "more than 1000"),
+            (
+                json!({"iface": "eth0", "top": 0}),
+                "top: 0 is out of range: use 1–1000",
+            ),
+            (
+                json!({"iface": "eth0", "top": 5000}),
+                "top: 5000 is out of range",
+            ),
             (
                 json!({"iface": "eth0", "sort": "size"}),
                 "sort: unknown variant",
@@ -299,6 +227,11 @@ mod tests {
     #[test]
     fn passwords_never_print() {
         let (t, _) = traffic(json!({"iface": "eth0", "host": "h", "password": "hunter2"})).unwrap();
+        // No CLI flag in a tool's messages.
+        let msg = traffic(json!({"iface": "eth0", "top": 0}))
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("--"), "{msg}");
         assert!(!format!("{t:?}").contains("hunter2"));
         let e = InterfacesArgs::parse(
             "list_network_interfaces",

@@ -10,8 +10,9 @@
 //!   loopback refuses to start without one; answered with 401.
 
 use super::NetmonMcp;
-use crate::error::{Error, Result};
-use crate::iface;
+use crate::error::{HttpError, Result};
+use crate::host;
+use crate::secret::{TOKEN_ENV, Token};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -19,67 +20,10 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
-use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-/// Where a token may come from when no file is given.
-pub const TOKEN_ENV: &str = "NETMON_MCP_TOKEN";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8765";
-/// Shorter tokens are refused: they can be guessed.
-pub const MIN_TOKEN_LEN: usize = 16;
 pub const PATH: &str = "/mcp";
-
-/// A bearer token; never printed.
-#[derive(Clone)]
-pub struct Token(Arc<str>);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
-impl Token {
-    pub fn new(raw: &str, origin: &str) -> Result<Self> {
-        let t = raw.trim();
-        if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::BadToken {
-                origin: origin.to_string(),
-                reason: format!(
-                    "a token must be at least {MIN_TOKEN_LEN} characters without spaces (make one with `openssl rand -hex 32`)"
-                ),
-            });
-        }
-        Ok(Self(t.into()))
-    }
-
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let raw = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.into(),
-            source: e,
-        })?;
-        Self::new(&raw, &path.display().to_string())
-    }
-
-    /// The token from [`TOKEN_ENV`], if set.
-    pub fn from_env() -> Result<Option<Self>> {
-        match std::env::var(TOKEN_ENV) {
-            Ok(v) => Self::new(&v, TOKEN_ENV).map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// The token itself, for the one place that sends it (a gateway asking an agent).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn matches(&self, presented: &[u8]) -> bool {
-        self.0.as_bytes().ct_eq(presented).into()
-    }
-}
 
 /// A validated HTTP server configuration.
 #[derive(Debug)]
@@ -97,16 +41,19 @@ impl HttpOptions {
         token: Option<Token>,
         extra_hosts: Vec<String>,
         extra_origins: Vec<String>,
-    ) -> Result<Self> {
+    ) -> Result<Self, HttpError> {
         if !addr.ip().is_loopback() && token.is_none() {
-            return Err(Error::HttpNeedsToken { addr });
+            return Err(HttpError::NeedsToken {
+                addr,
+                env: TOKEN_ENV,
+            });
         }
         let mut allowed_hosts: Vec<String> =
             vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
         // An IP literal in Host cannot be a rebinding attack, so the server's own addresses are
         // safe to accept; names need --allowed-host.
         if addr.ip().is_unspecified() {
-            if let Ok(list) = iface::list() {
+            if let Ok(list) = host::list() {
                 allowed_hosts.extend(
                     list.iter()
                         .flat_map(|i| i.addresses.iter())
@@ -177,7 +124,7 @@ pub fn router(
         .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
     let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
+        move || Ok(handler.for_session()),
         LocalSessionManager::default().into(),
         config,
     );
@@ -198,7 +145,7 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let app = router(handler, &opts, &shutdown);
-    crate::http::serve(app, opts.addr, shutdown, on_bound).await
+    Ok(crate::http::serve(app, opts.addr, shutdown, on_bound).await?)
 }
 
 #[cfg(test)]
@@ -214,15 +161,5 @@ mod tests {
         assert!(HttpOptions::new(any, Some(t), vec![], vec![]).is_ok());
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
         assert!(HttpOptions::new(lo, None, vec![], vec![]).is_ok());
-    }
-
-    #[test]
-    fn weak_tokens_are_refused_and_never_printed() {
-        assert!(Token::new("short", "test").is_err());
-        assert!(Token::new("has a space in it 12345", "test").is_err());
-        let t = Token::new("  0123456789abcdef0123\n", "file").unwrap();
-        assert!(t.matches(b"0123456789abcdef0123"));
-        assert!(!t.matches(b"0123456789abcdef012"));
-        assert!(!format!("{t:?}").contains("0123"));
     }
 }

@@ -1,35 +1,36 @@
-//! netmon as an MCP server: the contract's two tools behind one handler, served over stdio
-//! ([`serve_stdio`]) or Streamable HTTP ([`http`]).
+//! netmon as an MCP server: the contract's two tools, a prompt, and log messages, behind one
+//! handler, served over stdio ([`serve_stdio`]) or Streamable HTTP ([`http`]).
 //!
 //! - [`args`]: the tools' arguments, decoded and validated into typed requests.
 //! - [`tools`]: tool definitions (schemas, annotations) and the server's instructions.
-//! - [`http`]: the HTTP transport with its Host, Origin and bearer-token checks.
+//! - [`prompt`]: the `diagnose_bandwidth` prompt and completion of its arguments.
+//! - [`log`]: `logging/setLevel` and the messages a call sends while it runs.
+//! - [`http`]: the HTTP transport with its Host, Origin and bearer-token gates.
 //!
-//! Every failure a caller can fix comes back as a tool result with `success: false` and
+//! Which source answers a call is [`crate::source::route`]'s decision; this module only speaks
+//! MCP. Every failure a caller can fix comes back as a tool result with `success: false` and
 //! `isError: true`, never as a protocol error, so a model sees the message and can retry.
 
 pub mod args;
 pub mod http;
+pub mod log;
+pub mod prompt;
 pub mod tools;
 
-use crate::agent::Agent;
-use crate::agent::client::AgentClient;
-use crate::agent::source::AgentSource;
-use crate::config::{Auth, Config, TokenFrom};
-use crate::error::{Error, Result};
-use crate::iface;
+use crate::config::Config;
+use crate::error::{Error, Result, chain};
 use crate::report::{InterfacesData, Response, TrafficData};
-use crate::request::TrafficRequest;
+use crate::request::{Target, TrafficRequest};
 use crate::source::ebpf::{EbpfOptions, EbpfSource};
-use crate::source::ssh::SshSource;
+use crate::source::route::{Route, open, route};
 use crate::source::{Progress, TrafficSource, collect};
-use crate::ssh::{Credential, Login};
-use args::{InterfacesArgs, Remote, Target, TrafficArgs};
-use http::Token;
+use args::{InterfacesArgs, TrafficArgs};
+#[allow(deprecated)] // SetLevelRequestParams: see `set_level`
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeResult, ListPromptsResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -38,8 +39,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
-use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Samples running at once across all clients; beyond it a call is refused, not queued, so a
@@ -47,166 +48,66 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_CONCURRENT_SAMPLES: usize = 256;
 
 struct Shared {
-    /// Loaded on the first traffic call, so a server without privileges still starts, lists
-    /// interfaces, and explains what it lacks when asked for traffic.
-    ebpf: OnceCell<EbpfSource>,
-    opts: EbpfOptions,
+    /// This machine's traffic: the classifier (loaded on the first traffic call, so a server
+    /// without privileges still starts, lists interfaces, and explains what it lacks), or a
+    /// running agent's history.
+    local: Arc<dyn TrafficSource>,
     samples: Semaphore,
     /// Remote hosts and the SSH policy.
     config: Config,
-    /// Set when this server is a running agent's `/mcp`: local traffic comes from its history.
-    agent: Option<AgentSource>,
 }
 
-/// The MCP handler. Clones share one loaded program, so every session of an HTTP server and
-/// every concurrent call shares one attachment per interface.
+/// The MCP handler. Clones share the sources, so every session of an HTTP server and every
+/// concurrent call shares one attachment per interface; each session has its own log level.
 #[derive(Clone)]
 pub struct NetmonMcp {
     shared: Arc<Shared>,
-    /// Cancelled when the client's side of the connection is gone (stdin closed), so running
-    /// samples stop at once instead of after rmcp's drain period.
+    log: log::SessionLog,
+    /// Cancelled when the client's side of the connection is gone (stdin or stdout closed), so
+    /// running samples stop at once instead of after rmcp's drain period.
     gone: CancellationToken,
 }
 
 impl NetmonMcp {
-    pub fn new(opts: EbpfOptions, config: Config) -> Self {
-        Self::build(opts, config, None)
-    }
-
-    /// The MCP server of a running agent: this host's traffic is answered from the agent's
-    /// history (and its loaded classifier, for interfaces it does not watch).
-    pub fn for_agent(agent: Arc<Agent>, config: Config) -> Self {
-        let opts = agent.ebpf_options();
-        Self::build(opts, config, Some(AgentSource::new(agent)))
-    }
-
-    fn build(opts: EbpfOptions, config: Config, agent: Option<AgentSource>) -> Self {
+    /// A server whose local traffic comes from `local` (the classifier, or an agent's history).
+    pub fn new(local: Arc<dyn TrafficSource>, config: Config) -> Self {
         Self {
             shared: Arc::new(Shared {
-                ebpf: OnceCell::new(),
-                opts,
+                local,
                 samples: Semaphore::new(MAX_CONCURRENT_SAMPLES),
                 config,
-                agent,
             }),
+            log: log::SessionLog::default(),
             gone: CancellationToken::new(),
         }
     }
 
-    async fn ebpf(&self) -> Result<&EbpfSource> {
-        self.shared
-            .ebpf
-            .get_or_try_init(|| async { EbpfSource::load(self.shared.opts) })
-            .await
+    /// The handler for a new session: the same sources, its own log level.
+    pub fn for_session(&self) -> Self {
+        Self {
+            log: log::SessionLog::default(),
+            ..self.clone()
+        }
     }
 
-    /// The SSH source for a remote host, if the config lets netmon reach it. A configured host
-    /// logs in as configured (a password passed by the call takes precedence over its auth);
-    /// an unlisted one, when allowed, with the call's own port, username and password.
-    fn remote(&self, r: Remote) -> Result<RemoteSource> {
-        let cfg = &self.shared.config;
-        if let Some(h) = cfg.find(&r.host)
-            && let Some(url) = &h.agent_url
-        {
-            let token = match &h.agent_token {
-                None => None,
-                Some(TokenFrom::File(path)) => Some(Token::from_file(path)?),
-                Some(TokenFrom::Env(var)) => Some(Token::new(
-                    &std::env::var(var).map_err(|_| Error::BadConfig {
-                        path: "remote_hosts".into(),
-                        reason: format!(
-                            "the agent token of {} comes from ${var}, which netmon's environment does not have",
-                            h.name
-                        ),
-                    })?,
-                    var,
-                )?),
-            };
-            return Ok(RemoteSource::Agent(AgentClient {
-                label: h.name.clone(),
-                url: url.clone(),
-                token,
-            }));
+    /// The source that answers for `target`.
+    fn source(&self, target: Target) -> Result<Source> {
+        let r = route(&target, &self.shared.config)?;
+        match (r, target) {
+            (Route::Local, _) => Ok(Source::Local(self.shared.local.clone())),
+            (r, Target::Remote(remote)) => {
+                Ok(Source::Remote(open(r, remote, &self.shared.config)?))
+            }
+            (_, Target::Local) => Ok(Source::Local(self.shared.local.clone())),
         }
-        let password = r
-            .password
-            .map(|p| Credential::Password(p.expose().to_string()));
-        let (label, host, port, user, auth, sudo, policy) = match cfg.find(&r.host) {
-            Some(h) => (
-                h.name.clone(),
-                h.host.clone(),
-                h.port,
-                h.username.clone(),
-                h.auth.clone(),
-                h.sudo,
-                h.host_key_policy.unwrap_or(cfg.host_key_policy),
-            ),
-            None if cfg.allow_unlisted_hosts => (
-                r.host.clone(),
-                r.host.clone(),
-                r.port,
-                r.username,
-                None,
-                false,
-                cfg.host_key_policy,
-            ),
-            None => {
-                return Err(Error::HostNotAllowed {
-                    host: r.host,
-                    names: cfg.names(),
-                });
-            }
-        };
-        let credential = match (password, auth) {
-            (Some(p), _) => p,
-            (None, Some(Auth::PasswordEnv(var))) => {
-                Credential::Password(std::env::var(&var).map_err(|_| Error::BadConfig {
-                    path: "remote_hosts".into(),
-                    reason: format!(
-                        "the password of {label} comes from ${var}, which netmon's environment does not have"
-                    ),
-                })?)
-            }
-            (None, Some(Auth::PasswordFile(path))) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-                    path: path.clone(),
-                    source: e,
-                })?;
-                Credential::Password(text.lines().next().unwrap_or_default().to_string())
-            }
-            (None, Some(Auth::KeyFile(path))) => Credential::KeyFile(path),
-            (None, Some(Auth::Agent)) => Credential::Agent,
-            (None, None) => return Err(Error::NoCredential { host: label }),
-        };
-        Ok(RemoteSource::Ssh(Box::new(SshSource::new(
-            label,
-            Login {
-                host,
-                port,
-                user,
-                credential,
-                policy,
-                known_hosts: cfg.known_hosts_path(),
-                connect_timeout: cfg.connect_timeout(),
-            },
-            sudo,
-        ))))
     }
 
     async fn list_interfaces(&self, target: Target) -> Result<(String, InterfacesData)> {
-        let (host, list) = match target {
-            Target::Local => ("localhost".to_string(), iface::list()?),
-            Target::Remote(r) => match self.remote(r)? {
-                RemoteSource::Ssh(source) => (source.label.clone(), source.interfaces().await?),
-                RemoteSource::Agent(agent) => {
-                    let data = agent.interfaces().await?;
-                    return Ok((format!("found {} interfaces", data.interfaces.len()), data));
-                }
-            },
-        };
+        let source = self.source(target)?;
+        let list = source.get().interfaces().await?;
         Ok((
             format!("found {} interfaces", list.len()),
-            InterfacesData::new(&host, list),
+            InterfacesData::new(source.get().host(), list),
         ))
     }
 
@@ -219,34 +120,23 @@ impl NetmonMcp {
         let _permit = self.shared.samples.try_acquire().map_err(|_| Error::Busy {
             limit: MAX_CONCURRENT_SAMPLES,
         })?;
-        match target {
-            Target::Local => match &self.shared.agent {
-                Some(agent) => self.sample(agent, &req, ctx).await,
-                None => self.sample(self.ebpf().await?, &req, ctx).await,
-            },
-            Target::Remote(r) => match self.remote(r)? {
-                RemoteSource::Ssh(source) => self.sample(source.as_ref(), &req, ctx).await,
-                RemoteSource::Agent(agent) => {
-                    let data = tokio::select! {
-                        biased;
-                        _ = ctx.ct.cancelled() => return Err(Error::Cancelled),
-                        _ = self.gone.cancelled() => return Err(Error::Cancelled),
-                        d = agent.traffic(&req) => d?,
-                    };
-                    Ok((data.summary(), data))
-                }
-            },
-        }
+        let source = self.source(target)?;
+        let started = Instant::now();
+        let data = self.sample(source.get(), &req, ctx).await?;
+        self.log
+            .after_sample(&ctx.peer, &data, started.elapsed())
+            .await;
+        Ok((data.summary(), data))
     }
 
     /// One sample through `source`, with progress notifications, stopped at once by a cancel
     /// or a vanished client.
-    async fn sample<S: TrafficSource>(
+    async fn sample(
         &self,
-        source: &S,
+        source: &dyn TrafficSource,
         req: &TrafficRequest,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<(String, TrafficData)> {
+    ) -> Result<TrafficData> {
         // The source reports progress synchronously; the notifications go out from this task so
         // they stay in order and stop when the call does.
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -278,7 +168,7 @@ impl NetmonMcp {
                             .with_total(window)
                             .with_message(format!("sampling {name}: {done:.0} of {window:.0} s"));
                         if let Err(e) = ctx.peer.notify_progress(note).await {
-                            log::debug!("progress notification not sent: {e}");
+                            ::log::debug!("progress notification not sent: {e}");
                         }
                     }
                 }
@@ -290,27 +180,34 @@ impl NetmonMcp {
                 .with_message(format!("sampled {name} for {window:.0} s"));
             let _ = ctx.peer.notify_progress(note).await;
         }
-        Ok((data.summary(), data))
+        Ok(data)
     }
 }
 
-/// How a remote host is reached.
-enum RemoteSource {
-    /// Over SSH, running iftop there.
-    Ssh(Box<SshSource>),
-    /// Through its netmon agent's `/mcp`.
-    Agent(AgentClient),
+/// The source a call goes to: this machine's, shared, or a remote one made for the call.
+enum Source {
+    Local(Arc<dyn TrafficSource>),
+    Remote(Box<dyn TrafficSource>),
+}
+
+impl Source {
+    fn get(&self) -> &dyn TrafficSource {
+        match self {
+            Source::Local(s) => s.as_ref(),
+            Source::Remote(s) => s.as_ref(),
+        }
+    }
 }
 
 /// `{success, message, data}` as structured content, the same JSON as text, and `isError` set
-/// when `success` is false.
-fn tool_result<T: Serialize>(outcome: Result<(String, T)>) -> Result<CallToolResult, McpError> {
+/// when `success` is false. The message is the whole chain of causes.
+fn tool_result<T: Serialize>(outcome: &Result<(String, T)>) -> Result<CallToolResult, McpError> {
     let (value, failed) = match outcome {
-        Ok((message, data)) => (serde_json::to_value(Response::ok(message, data)), false),
-        Err(e) => (
-            serde_json::to_value(Response::<T>::err(e.to_string())),
-            true,
+        Ok((message, data)) => (
+            serde_json::to_value(Response::ok(message.clone(), data)),
+            false,
         ),
+        Err(e) => (serde_json::to_value(Response::<T>::err(chain(e))), true),
     };
     let value =
         value.map_err(|e| McpError::internal_error(format!("encoding the result: {e}"), None))?;
@@ -324,18 +221,26 @@ fn tool_result<T: Serialize>(outcome: Result<(String, T)>) -> Result<CallToolRes
 fn outcome_label<T>(r: &Result<T>) -> String {
     match r {
         Ok(_) => "ok".into(),
-        Err(e) => format!("failed: {e}"),
+        Err(e) => format!("failed: {}", chain(e)),
     }
 }
 
 impl ServerHandler for NetmonMcp {
+    #[allow(deprecated)] // logging: still in the 2025-11-25 protocol, which clients speak
     fn get_info(&self) -> ServerConfig {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("netmon", env!("CARGO_PKG_VERSION"))
-                    .with_title("netmon: live interface traffic, counted by eBPF"),
-            )
-            .with_instructions(tools::INSTRUCTIONS)
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_completions()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("netmon", env!("CARGO_PKG_VERSION"))
+                .with_title("netmon: live interface traffic, counted by eBPF"),
+        )
+        .with_instructions(tools::INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -360,25 +265,25 @@ impl ServerHandler for NetmonMcp {
             tools::LIST_INTERFACES => {
                 let r = match InterfacesArgs::parse(tools::LIST_INTERFACES, request.arguments) {
                     Ok(t) => self.list_interfaces(t).await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 };
-                log::info!(
+                ::log::info!(
                     "{}: {} in {:?}",
                     tools::LIST_INTERFACES,
                     outcome_label(&r),
                     started.elapsed()
                 );
-                tool_result(r)
+                tool_result(&r)
             }
             tools::GET_TRAFFIC => {
                 let r = self.get_traffic(request.arguments, &context).await;
-                log::info!(
+                ::log::info!(
                     "{}: {} in {:?}",
                     tools::GET_TRAFFIC,
                     outcome_label(&r),
                     started.elapsed()
                 );
-                tool_result(r)
+                tool_result(&r)
             }
             other => Err(McpError::invalid_params(
                 format!(
@@ -390,6 +295,122 @@ impl ServerHandler for NetmonMcp {
             )),
         };
         result.map(Into::into)
+    }
+
+    #[allow(deprecated)] // logging: still in the 2025-11-25 protocol, which clients speak
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.log.set(request.level);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(prompt::all()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        prompt::get(&request).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let Some(want) = prompt::completion_wanted(&request) else {
+            return Ok(CompleteResult::default());
+        };
+        // Interface names of the host the prompt is about; no names when it cannot be reached.
+        let names = match self.source(want.target) {
+            Ok(source) => match source.get().interfaces().await {
+                Ok(list) => list.into_iter().map(|i| i.name).collect(),
+                Err(e) => {
+                    ::log::debug!("completing iface: {}", chain(&e));
+                    Vec::new()
+                }
+            },
+            Err(e) => {
+                ::log::debug!("completing iface: {}", chain(&e));
+                Vec::new()
+            }
+        };
+        Ok(prompt::complete(&want.prefix, names))
+    }
+
+    /// A request rmcp could not read as one of the methods it knows. `tools/call` lands here
+    /// when its arguments are not an object: that is the caller's mistake (-32602), not an
+    /// unknown method.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        if request.method == "tools/call" {
+            return Err(McpError::invalid_params(
+                "tools/call: params must be {\"name\": <tool>, \"arguments\": <object>}; arguments must be a JSON object",
+                None,
+            ));
+        }
+        Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("netmon has no method {:?}", request.method),
+            None,
+        ))
+    }
+}
+
+/// How `netmon serve` speaks MCP.
+pub enum Transport {
+    Stdio,
+    Http(http::HttpOptions),
+}
+
+/// `netmon serve`: the tools for this machine (the classifier, loaded on the first traffic
+/// call) and the config's remote hosts, until the client leaves (stdio) or `shutdown`.
+/// `on_start` gets where it serves, e.g. `stdio` or `http://127.0.0.1:8765/mcp (no token)`.
+pub async fn serve(
+    ebpf: EbpfOptions,
+    config: Config,
+    transport: Transport,
+    shutdown: CancellationToken,
+    on_start: impl FnOnce(String),
+) -> Result<()> {
+    let handler = NetmonMcp::new(Arc::new(EbpfSource::lazy(ebpf)), config);
+    match transport {
+        Transport::Stdio => {
+            on_start("stdio".into());
+            tokio::select! {
+                r = serve_stdio(handler) => {
+                    if let Err(e) = r {
+                        ::log::warn!("MCP over stdio ended: {e}");
+                    }
+                }
+                _ = shutdown.cancelled() => {},
+            }
+            Ok(())
+        }
+        Transport::Http(opts) => {
+            let auth = if opts.token.is_some() {
+                "bearer token required"
+            } else {
+                "no token"
+            };
+            http::serve(handler, opts, shutdown, |bound| {
+                on_start(format!("http://{bound}{} ({auth})", http::PATH))
+            })
+            .await
+        }
     }
 }
 
@@ -414,7 +435,46 @@ impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
     }
 }
 
-/// Serves MCP over stdin/stdout until the client closes stdin. Nothing but protocol goes to
+/// Stdout that cancels the same token when a write fails (the client closed its end): rmcp
+/// only logs a failed write, and would go on serving a client that can no longer hear it.
+struct ClosedSignal<W> {
+    inner: W,
+    gone: CancellationToken,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for ClosedSignal<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Err(_))) {
+            self.gone.cancel();
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(r, Poll::Ready(Err(_))) {
+            self.gone.cancel();
+        }
+        r
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves MCP over stdin/stdout until the client closes either. Nothing but protocol goes to
 /// stdout.
 pub async fn serve_stdio(
     mut handler: NetmonMcp,
@@ -423,7 +483,19 @@ pub async fn serve_stdio(
     handler.gone = gone.clone();
     let (stdin, stdout) = rmcp::transport::stdio();
     let service = handler
-        .serve((EofSignal { inner: stdin, gone }, stdout))
+        .serve_with_ct(
+            (
+                EofSignal {
+                    inner: stdin,
+                    gone: gone.clone(),
+                },
+                ClosedSignal {
+                    inner: stdout,
+                    gone: gone.clone(),
+                },
+            ),
+            gone.clone(),
+        )
         .await?;
     let _ = service.waiting().await;
     Ok(())

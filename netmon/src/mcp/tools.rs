@@ -8,8 +8,7 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::Value;
 use std::sync::Arc;
 
-pub const LIST_INTERFACES: &str = "list_network_interfaces";
-pub const GET_TRAFFIC: &str = "get_interface_traffic";
+pub use crate::report::tool::{GET_TRAFFIC, LIST_INTERFACES};
 
 pub const INSTRUCTIONS: &str = "netmon reports what is crossing a network interface right now, counted in the kernel by eBPF (no packet capture). \
 Use the two tools together: first call list_network_interfaces to learn the host's interface names (data.interfaces; data.details has up/down, addresses and kind), \
@@ -18,7 +17,8 @@ then call get_interface_traffic with one of those names as iface. It samples for
 Every result is {success, message, data}; when success is false, message says what to change. \
 Omit host (or use localhost) for this machine. Another host is asked through its netmon agent when it runs one (data.source is then \"agent\"), \
 otherwise sampled over SSH with iftop (data.source \"ssh-iftop\"): use a name from netmon's config file as host; the same two steps apply there. \
-data.notes says how the figures were obtained, e.g. which window an agent's history covered.";
+data.notes says how the figures were obtained, e.g. which window an agent's history covered. \
+The prompt diagnose_bandwidth walks through a whole diagnosis of one interface.";
 
 /// Formats JSON Schema defines; validators such as ajv warn about any other (schemars writes
 /// `uint32`, `ip`, ...).

@@ -1,19 +1,27 @@
-//! The seam between what is measured and where it is measured: a [`TrafficSource`] lists
-//! interfaces and samples one over a window. [`ebpf::EbpfSource`] counts in this kernel;
-//! [`scripted::ScriptedSource`] replays snapshots for tests. Everything above this seam (diff,
-//! ranking, the result object, the text view) is the same whatever the source.
+//! The seam between what is measured and where it is measured. Every way netmon measures is a
+//! [`TrafficSource`]: it lists a host's interfaces and samples one over a window, and gives back
+//! one neutral [`Measurement`]. Everything above this seam (ranking, the result object, the text
+//! view, MCP) is the same whatever the source.
+//!
+//! - [`ebpf`]: netmon's classifier in this kernel.
+//! - [`ssh`]: a host without netmon, through the real `iftop -t` run over SSH.
+//! - [`agent`]: a host with `netmon agent`, asked through its `/mcp`.
+//! - [`scripted`]: replayed snapshots, for tests of everything above.
+//! - [`route`]: which of them a request goes to, by the config file's reach policy.
 
+pub mod agent;
 pub mod ebpf;
+pub mod route;
 pub mod scripted;
 pub mod ssh;
 
-use crate::error::{Error, Result};
-use crate::iface::{self, InterfaceInfo};
-use crate::iftop;
+use crate::error::{RequestError, Result};
+use crate::interface::{self, InterfaceInfo};
+use crate::measurement::Measurement;
 use crate::report::{SourceKind, TrafficData, View};
 use crate::request::TrafficRequest;
-use crate::snapshot::Sample;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 /// Progress of one sample, for callers that report it (CLI, MCP progress notifications).
@@ -25,25 +33,11 @@ pub enum Progress {
     Elapsed { elapsed: Duration, window: Duration },
 }
 
-/// What a source measured over a window.
-#[derive(Clone, Debug)]
-pub enum Measured {
-    /// Per-flow counters (the eBPF and scripted sources).
-    Flows(Sample),
-    /// Per-flow counters from an always-on agent's history; `note` says which window they
-    /// cover and whether the call waited for any of it.
-    Recorded { sample: Sample, note: String },
-    /// iftop's last table, over `window_ns`. `note` says what the caller should know about it,
-    /// e.g. that iftop printed no table because no packet arrived after the window.
-    Iftop {
-        table: iftop::Table,
-        window_ns: u64,
-        note: Option<String>,
-    },
-}
-
 /// Where a source reports [`Progress`]; `&|_| {}` when nobody listens.
 pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+
+/// A future a source returns; boxed, so sources can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait TrafficSource: Send + Sync {
     /// The host this source measures, as reported in `data.host`.
@@ -51,16 +45,19 @@ pub trait TrafficSource: Send + Sync {
 
     fn kind(&self) -> SourceKind;
 
-    fn interfaces(&self) -> impl Future<Output = Result<Vec<InterfaceInfo>>> + Send;
+    fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>>;
 
     /// Traffic on `iface` over `window`. `iface` has been checked against [`Self::interfaces`].
-    /// Dropping the future stops the sample and releases what it holds.
-    fn sample(
-        &self,
-        iface: &InterfaceInfo,
+    /// `view` is what the caller will keep of the rows: a source that ranks remotely asks for
+    /// it, the others ignore it. Dropping the future stops the sample and releases what it
+    /// holds.
+    fn sample<'a>(
+        &'a self,
+        iface: &'a InterfaceInfo,
         window: Duration,
-        progress: ProgressFn<'_>,
-    ) -> impl Future<Output = Result<Measured>> + Send;
+        view: View,
+        progress: ProgressFn<'a>,
+    ) -> BoxFuture<'a, Result<Measurement>>;
 }
 
 /// Resolves the requested interface on the source's host: the named one, or the default route's.
@@ -69,65 +66,47 @@ pub fn resolve_iface(
     list: &[InterfaceInfo],
     host: &str,
     default: Option<String>,
-) -> Result<InterfaceInfo> {
+) -> Result<InterfaceInfo, RequestError> {
     let name = match &req.iface {
         Some(n) => n.as_str().to_string(),
-        None => default.ok_or_else(|| Error::NoDefaultInterface {
-            available: iface::names(list),
+        None => default.ok_or_else(|| RequestError::NoDefaultInterface {
+            arg: req.names.iface,
+            available: interface::names(list),
         })?,
     };
     list.iter()
         .find(|i| i.name == name)
         .cloned()
-        .ok_or_else(|| Error::UnknownInterface {
+        .ok_or_else(|| RequestError::UnknownInterface {
             name,
             host: host.to_string(),
-            available: iface::names(list),
+            available: interface::names(list),
+            list: req.names.list,
         })
 }
 
 /// Validates the interface, samples it and builds the result data.
-pub async fn collect<S: TrafficSource>(
-    source: &S,
+pub async fn collect(
+    source: &dyn TrafficSource,
     req: &TrafficRequest,
     default_iface: Option<String>,
     progress: ProgressFn<'_>,
 ) -> Result<TrafficData> {
     let list = source.interfaces().await?;
     let iface = resolve_iface(req, &list, source.host(), default_iface)?;
-    let measured = source
-        .sample(&iface, req.window.duration(), progress)
-        .await?;
     let view = View {
         sort: req.sort,
         by: req.by,
         top: req.top,
     };
-    Ok(match measured {
-        Measured::Flows(sample) => {
-            TrafficData::from_sample(source.host(), source.kind(), &iface.name, &sample, view)
-        }
-        Measured::Recorded { sample, note } => {
-            let mut d =
-                TrafficData::from_sample(source.host(), source.kind(), &iface.name, &sample, view);
-            d.notes.push(note);
-            d
-        }
-        Measured::Iftop {
-            table,
-            window_ns,
-            note,
-        } => {
-            let mut d = TrafficData::from_iftop(
-                source.host(),
-                &iface.name,
-                &table,
-                window_ns,
-                view,
-                &iface.addresses,
-            );
-            d.notes.extend(note);
-            d
-        }
-    })
+    let m = source
+        .sample(&iface, req.window.duration(), view, progress)
+        .await?;
+    Ok(TrafficData::new(
+        source.host(),
+        source.kind(),
+        &iface.name,
+        m,
+        view,
+    ))
 }

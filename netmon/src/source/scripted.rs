@@ -1,9 +1,12 @@
-//! A source that replays prepared snapshots: for tests of everything above the seam.
+//! A source that replays prepared snapshots: for tests of everything above the seam. It reports
+//! itself as the classifier (the contract has no "test" source) and says in a note that it is
+//! scripted.
 
-use super::{Measured, Progress, ProgressFn, TrafficSource};
+use super::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use crate::error::Result;
-use crate::iface::InterfaceInfo;
-use crate::report::SourceKind;
+use crate::interface::InterfaceInfo;
+use crate::measurement::Measurement;
+use crate::report::{SourceKind, View};
 use crate::snapshot::{Snapshot, diff};
 use std::time::Duration;
 
@@ -15,37 +18,43 @@ pub struct ScriptedSource {
     pub after: Snapshot,
 }
 
+/// The note every scripted result carries.
+pub const NOTE: &str = "replayed by netmon's scripted test source, not measured";
+
 impl TrafficSource for ScriptedSource {
     fn host(&self) -> &str {
         &self.host
     }
 
     fn kind(&self) -> SourceKind {
-        SourceKind::Test
+        SourceKind::Ebpf
     }
 
-    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
-        Ok(self.interfaces.clone())
+    fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>> {
+        Box::pin(async { Ok(self.interfaces.clone()) })
     }
 
     /// Reports the start of the window and returns at once: the window is in the snapshots.
-    async fn sample(
-        &self,
-        _iface: &InterfaceInfo,
+    fn sample<'a>(
+        &'a self,
+        _iface: &'a InterfaceInfo,
         window: Duration,
-        progress: ProgressFn<'_>,
-    ) -> Result<Measured> {
-        progress(Progress::Started { window });
-        Ok(Measured::Flows(diff(&self.before, &self.after)))
+        _view: View,
+        progress: ProgressFn<'a>,
+    ) -> BoxFuture<'a, Result<Measurement>> {
+        Box::pin(async move {
+            progress(Progress::Started { window });
+            Ok(Measurement::from_sample(&diff(&self.before, &self.after)).with_note(NOTE))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::error::{ArgNames, Error, RequestError};
     use crate::flow::{FlowCounters, FlowId};
-    use crate::iface::InterfaceKind;
+    use crate::interface::InterfaceKind;
     use crate::rank::{GroupBy, SortKey};
     use crate::request::{SampleWindow, TrafficRequest};
     use crate::source::collect;
@@ -111,6 +120,7 @@ mod tests {
             10,
             SortKey::Rx,
             GroupBy::Connection,
+            ArgNames::CLI,
         )
         .unwrap()
     }
@@ -130,6 +140,7 @@ mod tests {
             }]
         );
         assert_eq!(d.total_stats.interface, "eth0");
+        assert_eq!(d.notes, [NOTE]);
         assert_eq!(d.total_stats.rx_bytes, 1000);
         assert_eq!(d.total_stats.rx_bps, 1600);
         assert_eq!(d.top_connections.len(), 1);
@@ -152,12 +163,16 @@ mod tests {
         let e = collect(&source(), &req(Some("wlan9")), None, &|_| {})
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::UnknownInterface { .. }));
+        assert!(matches!(
+            e,
+            Error::Request(RequestError::UnknownInterface { .. })
+        ));
         let msg = e.to_string();
         assert!(
             msg.contains("\"wlan9\" does not exist on localhost"),
             "{msg}"
         );
         assert!(msg.contains("lo, eth0"), "{msg}");
+        assert!(msg.contains("`netmon interfaces` shows them"), "{msg}");
     }
 }

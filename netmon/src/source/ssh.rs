@@ -1,11 +1,12 @@
 //! The SSH source: a host without netmon, sampled by running the real `iftop -t` there over
 //! SSH and parsing its table. Interfaces come from `ip -o -d link` and `ip -o addr` there.
 
-use super::{Measured, Progress, ProgressFn, TrafficSource};
-use crate::error::{Error, Result};
-use crate::iface::{InterfaceInfo, InterfaceKind};
+use super::{BoxFuture, Progress, ProgressFn, TrafficSource};
+use crate::error::{RequestError, Result, SshError};
 use crate::iftop;
-use crate::report::SourceKind;
+use crate::interface::{InterfaceInfo, InterfaceKind};
+use crate::measurement::Measurement;
+use crate::report::{SourceKind, View};
 use crate::ssh::{Login, Session};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -43,9 +44,10 @@ impl SshSource {
     }
 
     async fn session(&self) -> Result<&Session> {
-        self.session
+        Ok(self
+            .session
             .get_or_try_init(|| Session::open(&self.login))
-            .await
+            .await?)
     }
 }
 
@@ -141,8 +143,9 @@ pub fn parse_ip_output(text: &str) -> Vec<InterfaceInfo> {
 /// stops it as soon as the SSH channel goes away (stdin ends), so a cancelled call leaves
 /// nothing running there. The channel's stdin is kept on fd 3 because a background job's
 /// stdin is /dev/null.
-pub fn iftop_command(iface: &str, window_s: u64, sudo: bool) -> Result<String> {
-    let quoted = shlex::try_quote(iface).map_err(|_| Error::InvalidInterfaceName {
+pub fn iftop_command(iface: &str, window_s: u64, sudo: bool) -> Result<String, RequestError> {
+    let quoted = shlex::try_quote(iface).map_err(|_| RequestError::InvalidInterfaceName {
+        arg: "iface",
         name: iface.to_string(),
         reason: "it cannot be quoted for a shell",
     })?;
@@ -161,11 +164,11 @@ pub fn iftop_command(iface: &str, window_s: u64, sudo: bool) -> Result<String> {
 }
 
 impl SshSource {
-    fn classify(&self, out: &crate::ssh::Output) -> Option<Error> {
+    fn classify(&self, out: &crate::ssh::Output) -> Option<SshError> {
         let err = out.stderr.trim();
         let host = self.label.clone();
         if out.status == Some(127) {
-            return Some(Error::IftopMissing { host });
+            return Some(SshError::IftopMissing { host });
         }
         let denied = ["permission", "Operation not permitted", "sudo:"];
         if denied.iter().any(|d| err.contains(d)) {
@@ -175,16 +178,17 @@ impl SshSource {
                 .find(|l| denied.iter().any(|d| l.contains(d)))
                 .unwrap_or(err)
                 .to_string();
-            return Some(Error::IftopDenied {
+            return Some(SshError::IftopDenied {
                 host,
                 user: self.login.user.clone(),
-                detail,
+                said: detail,
             });
         }
         if err.contains("No such device") {
-            return Some(Error::Remote {
+            return Some(SshError::Remote {
                 host,
-                detail: "iftop says the interface does not exist (it vanished?); list the interfaces again".into(),
+                problem: "iftop says the interface does not exist (it vanished?); list the interfaces again".into(),
+                source: None,
             });
         }
         None
@@ -200,7 +204,23 @@ impl TrafficSource for SshSource {
         SourceKind::SshIftop
     }
 
-    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+    fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>> {
+        Box::pin(self.list())
+    }
+
+    fn sample<'a>(
+        &'a self,
+        iface: &'a InterfaceInfo,
+        window: Duration,
+        _view: View,
+        progress: ProgressFn<'a>,
+    ) -> BoxFuture<'a, Result<Measurement>> {
+        Box::pin(self.run_iftop(iface, window, progress))
+    }
+}
+
+impl SshSource {
+    async fn list(&self) -> Result<Vec<InterfaceInfo>> {
         let session = self.session().await?;
         let cmd =
             format!("export LC_ALL=C; ip -o -d link show && echo {LIST_MARK} && ip -o addr show");
@@ -208,23 +228,25 @@ impl TrafficSource for SshSource {
             .exec(&cmd, Instant::now() + LIST_TIMEOUT, |_, _| {})
             .await?;
         if out.status != Some(0) {
-            return Err(Error::Remote {
+            return Err(SshError::Remote {
                 host: self.label.clone(),
-                detail: format!(
+                problem: format!(
                     "listing interfaces with `ip` failed ({}); iproute2 must be installed there",
                     out.stderr.trim()
                 ),
-            });
+                source: None,
+            }
+            .into());
         }
         Ok(parse_ip_output(&out.stdout))
     }
 
-    async fn sample(
+    async fn run_iftop(
         &self,
         iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> Result<Measured> {
+    ) -> Result<Measurement> {
         // iftop's -s takes whole seconds.
         let secs = window.as_secs_f64().ceil().max(1.0) as u64;
         let cmd = iftop_command(&iface.name, secs, self.sudo)?;
@@ -274,44 +296,44 @@ impl TrafficSource for SshSource {
         };
         let listening = listening.into_inner().unwrap_or_else(|p| p.into_inner());
         let out = out?;
-        let table = iftop::parse(&out.stdout).map_err(|e| Error::Remote {
+        let table = iftop::parse(&out.stdout).map_err(|e| SshError::Remote {
             host: self.label.clone(),
-            detail: format!("iftop printed something netmon cannot read: {e}"),
+            problem: "iftop printed something netmon cannot read".into(),
+            source: Some(Box::new(e)),
         })?;
         let Some(table) = table else {
             if let Some(e) = self.classify(&out) {
-                return Err(e);
+                return Err(e.into());
             }
             if out.timed_out || out.status == Some(124) || out.status == Some(137) {
                 // iftop prints only on a tick, and a tick needs a packet: none came after the
                 // window.
-                return Ok(Measured::Iftop {
-                    table: iftop::Table::default(),
-                    window_ns: window_secs.as_nanos() as u64,
-                    note: Some(format!(
-                        "iftop printed no table: no packet crossed {} at or after {secs} s, so it never reached its report; traffic earlier in the window, if any, is not in these figures",
-                        iface.name
-                    )),
-                });
+                let empty = iftop::measurement(
+                    &iftop::Table::default(),
+                    window_secs.as_nanos() as u64,
+                    &[],
+                );
+                return Ok(empty.with_note(format!(
+                    "iftop printed no table: no packet crossed {} at or after {secs} s, so it never reached its report; traffic earlier in the window, if any, is not in these figures",
+                    iface.name
+                )));
             }
-            return Err(Error::Remote {
+            return Err(SshError::Remote {
                 host: self.label.clone(),
-                detail: format!(
+                problem: format!(
                     "iftop exited ({:?}) without a table: {}",
                     out.status,
                     out.stderr.trim()
                 ),
-            });
+                source: None,
+            }
+            .into());
         };
         let window_ns = match (listening, closed) {
             (Some(a), Some(b)) if b > a => (b - a).as_nanos() as u64,
             _ => window_secs.as_nanos() as u64,
         };
-        Ok(Measured::Iftop {
-            table,
-            window_ns,
-            note: None,
-        })
+        Ok(iftop::measurement(&table, window_ns, &iface.addresses))
     }
 }
 

@@ -8,8 +8,8 @@
 //! only if missing and is never removed, since other tools' filters may hang off it.
 
 use super::loader::{Program, Programs};
-use crate::error::{Error, Result};
-use crate::iface::InterfaceInfo;
+use crate::error::BpfError;
+use crate::interface::InterfaceInfo;
 use aya::programs::TcAttachType;
 use aya::programs::tc::{self, SchedClassifierLinkId};
 use aya::util::KernelVersion;
@@ -41,7 +41,7 @@ fn attach_one(
     which: Program,
     iface: &str,
     kind: TcAttachType,
-) -> Result<SchedClassifierLinkId> {
+) -> Result<SchedClassifierLinkId, BpfError> {
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
     if !tcx {
         // Netlink filters need a clsact qdisc. Add one only if missing (EEXIST is fine), and
@@ -53,7 +53,7 @@ fn attach_one(
     programs
         .get(which)?
         .attach(iface, kind)
-        .map_err(|e| Error::from_ebpf("attach the classifier", &e))
+        .map_err(|e| BpfError::from_aya("attach the classifier", e))
 }
 
 impl Attachments {
@@ -70,7 +70,7 @@ impl Attachments {
     }
 
     /// Adds a caller of `iface`, attaching `programs` (ingress, egress) if it is the first.
-    pub fn add(&mut self, iface: &InterfaceInfo, programs: [Program; 2]) -> Result<()> {
+    pub fn add(&mut self, iface: &InterfaceInfo, programs: [Program; 2]) -> Result<(), BpfError> {
         if let Some(a) = self.attached.get_mut(&iface.index) {
             a.users += 1;
             return Ok(());
@@ -131,7 +131,7 @@ impl Attachments {
         for (which, id) in a.programs.into_iter().zip([a.ingress, a.egress]) {
             if let Err(e) = self.programs.get(which).and_then(|p| {
                 p.detach(id)
-                    .map_err(|e| Error::from_ebpf("detach the classifier", &e))
+                    .map_err(|e| BpfError::from_aya("detach the classifier", e))
             }) {
                 log::warn!("detaching {} from {}: {e}", which.name(), a.name);
             }

@@ -3,7 +3,7 @@
 //! the raw-IP pair and the benchmark's floor program only when first needed.
 
 use super::maps::Maps;
-use crate::error::{Error, Result};
+use crate::error::BpfError;
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, EbpfLoader};
 use netmon_common::{
@@ -68,13 +68,13 @@ fn raise_memlock() {
 }
 
 /// Creates the maps (`flow_capacity` entries in each flow table) and verifies the Ethernet pair.
-pub fn load(flow_capacity: u32) -> Result<(Programs, Maps)> {
+pub fn load(flow_capacity: u32) -> Result<(Programs, Maps), BpfError> {
     raise_memlock();
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(FLOWS4_MAP, flow_capacity)
         .map_max_entries(FLOWS6_MAP, flow_capacity)
         .load(OBJECT)
-        .map_err(|e| Error::from_ebpf("load the eBPF program", &e))?;
+        .map_err(|e| BpfError::from_aya("load the eBPF program", e))?;
     let maps = Maps::take(&mut ebpf)?;
     let mut programs = Programs { ebpf };
     for direction in [Direction::Ingress, Direction::Egress] {
@@ -88,20 +88,19 @@ pub fn load(flow_capacity: u32) -> Result<(Programs, Maps)> {
 
 impl Programs {
     /// The program, through the verifier the first time it is asked for.
-    pub fn get(&mut self, which: Program) -> Result<&mut SchedClassifier> {
+    pub fn get(&mut self, which: Program) -> Result<&mut SchedClassifier, BpfError> {
         let name = which.name();
         let prog: &mut SchedClassifier = self
             .ebpf
             .program_mut(name)
-            .ok_or_else(|| Error::Ebpf {
-                action: "find a program",
-                detail: format!("program {name} is missing from the object"),
+            .ok_or_else(|| BpfError::Missing {
+                what: format!("program {name}"),
             })?
             .try_into()
-            .map_err(|e: aya::programs::ProgramError| Error::from_ebpf("find a program", &e))?;
+            .map_err(|e: aya::programs::ProgramError| BpfError::from_aya("find a program", e))?;
         if prog.fd().is_err() {
             prog.load()
-                .map_err(|e| Error::from_ebpf("load the classifier (verifier)", &e))?;
+                .map_err(|e| BpfError::from_aya("load the classifier (verifier)", e))?;
         }
         Ok(prog)
     }

@@ -4,7 +4,7 @@
 //! giving an interface's entries back) take `&mut self`.
 
 use super::batch;
-use crate::error::{Error, Result};
+use crate::error::BpfError;
 use crate::flow::{FlowCounters, FlowId, RawKey};
 use crate::snapshot::{TableFill, sum_totals};
 use aya::Ebpf;
@@ -23,22 +23,21 @@ pub struct Maps {
     nr_cpus: usize,
 }
 
-fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, BpfError>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.take_map(name).ok_or_else(|| Error::Ebpf {
-        action: "find a map",
-        detail: format!("map {name} is missing from the object"),
+    let map = ebpf.take_map(name).ok_or_else(|| BpfError::Missing {
+        what: format!("map {name}"),
     })?;
-    T::try_from(map).map_err(|e| Error::from_ebpf("open a map", &e))
+    T::try_from(map).map_err(|e| BpfError::from_aya("open a map", e))
 }
 
 impl Maps {
-    pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
-        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::Io {
-            path: what.into(),
-            source: e,
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, BpfError> {
+        let nr_cpus = aya::util::nr_cpus().map_err(|(_, e)| BpfError::Failed {
+            action: "count the possible CPUs (/sys/devices/system/cpu/possible)",
+            source: Box::new(e),
         })?;
         Ok(Self {
             flows4: take(ebpf, FLOWS4_MAP)?,
@@ -49,22 +48,22 @@ impl Maps {
         })
     }
 
-    fn per_cpu<V: aya::Pod + Clone>(&self, v: V) -> Result<PerCpuValues<V>> {
-        PerCpuValues::try_from(vec![v; self.nr_cpus]).map_err(|e| Error::Ebpf {
+    fn per_cpu<V: aya::Pod + Clone>(&self, v: V) -> Result<PerCpuValues<V>, BpfError> {
+        PerCpuValues::try_from(vec![v; self.nr_cpus]).map_err(|e| BpfError::Failed {
             action: "create interface totals",
-            detail: e.to_string(),
+            source: Box::new(e),
         })
     }
 
     /// Gives `ifindex` zeroed totals: its array slot when no other interface holds it, else
     /// entries in the spill hash. Counting starts with the first packet after this.
-    pub fn claim(&mut self, ifindex: u32) -> Result<()> {
+    pub fn claim(&mut self, ifindex: u32) -> Result<(), BpfError> {
         for direction in [Direction::Ingress, Direction::Egress] {
             let index = totals_index(ifindex, direction);
             let owner = self
                 .totals
                 .get(&index, 0)
-                .map_err(|e| Error::from_ebpf("read interface totals", &e))?
+                .map_err(|e| BpfError::from_aya("read interface totals", e))?
                 .iter()
                 .map(|s| s.owner)
                 .next()
@@ -79,7 +78,7 @@ impl Maps {
                 })?;
                 self.totals
                     .set(index, mine, 0)
-                    .map_err(|e| Error::from_ebpf("create interface totals", &e))?;
+                    .map_err(|e| BpfError::from_aya("create interface totals", e))?;
                 continue;
             }
             let key = TotalsKey {
@@ -90,7 +89,7 @@ impl Maps {
                 let zeros = self.per_cpu(DirTotals::default())?;
                 self.spill
                     .insert(key, zeros, 0)
-                    .map_err(|e| Error::from_ebpf("create interface totals", &e))?;
+                    .map_err(|e| BpfError::from_aya("create interface totals", e))?;
             }
         }
         Ok(())

@@ -16,11 +16,13 @@ mod batch;
 pub mod loader;
 pub mod maps;
 
-use super::{Measured, Progress, ProgressFn, TrafficSource};
-use crate::error::{Error, Result};
+use super::{BoxFuture, Progress, ProgressFn, TrafficSource};
+use crate::error::{BpfError, RequestError, Result};
 use crate::flow::{FlowCounters, FlowId};
-use crate::iface::{self, InterfaceInfo};
-use crate::report::SourceKind;
+use crate::host;
+use crate::interface::InterfaceInfo;
+use crate::measurement::Measurement;
+use crate::report::{SourceKind, View};
 use crate::snapshot::{FlowTable, Sample, Snapshot, TableFill, diff_totals, flow_delta};
 use crate::tick::Tick;
 use attach::Attachments;
@@ -43,14 +45,16 @@ pub struct EbpfOptions {
 
 impl EbpfOptions {
     /// Checks the options without touching the kernel, so a server can refuse them at start.
-    pub fn validate(&self) -> Result<()> {
-        if self.flow_capacity == 0 || self.flow_capacity > MAX_FLOW_CAPACITY {
-            return Err(Error::BadCapacity {
-                got: self.flow_capacity,
-                max: MAX_FLOW_CAPACITY,
+    pub fn new(flow_capacity: u32) -> Result<Self, RequestError> {
+        if flow_capacity == 0 || flow_capacity > MAX_FLOW_CAPACITY {
+            return Err(RequestError::OutOfRange {
+                arg: "--table-capacity",
+                got: flow_capacity.to_string(),
+                range: format!("1–{MAX_FLOW_CAPACITY} entries"),
+                why: "",
             });
         }
-        Ok(())
+        Ok(Self { flow_capacity })
     }
 }
 
@@ -69,10 +73,13 @@ struct Inner {
     ids: (Option<u32>, Option<u32>),
 }
 
-/// netmon's classifier, loaded once and shared by every caller of this process.
+/// netmon's classifier, loaded once and shared by every caller of this process. A source made
+/// with [`Self::lazy`] loads it at the first attachment, so a process without privileges can
+/// still list interfaces and say what it lacks when asked for traffic.
 #[derive(Clone)]
 pub struct EbpfSource {
-    inner: Arc<Inner>,
+    opts: EbpfOptions,
+    loaded: Arc<Mutex<Option<Arc<Inner>>>>,
     host: String,
 }
 
@@ -106,48 +113,77 @@ impl Reading {
     }
 }
 
-impl EbpfSource {
-    /// Loads the classifier into the kernel (nothing is attached yet).
-    pub fn load(opts: EbpfOptions) -> Result<Self> {
-        opts.validate()?;
-        let (programs, maps) = loader::load(opts.flow_capacity)?;
-        let eth = |direction| Program::Classifier {
-            direction,
-            link: LinkKind::Ethernet,
-        };
-        let ids = (
-            programs.id(eth(Direction::Ingress)),
-            programs.id(eth(Direction::Egress)),
-        );
-        Ok(Self {
-            inner: Arc::new(Inner {
-                attachments: Mutex::new(Attachments::new(programs)),
-                maps: RwLock::new(maps),
-                ids,
-            }),
-            host: "localhost".into(),
-        })
-    }
+fn load_inner(opts: EbpfOptions) -> Result<Inner, BpfError> {
+    let (programs, maps) = loader::load(opts.flow_capacity)?;
+    let eth = |direction| Program::Classifier {
+        direction,
+        link: LinkKind::Ethernet,
+    };
+    let ids = (
+        programs.id(eth(Direction::Ingress)),
+        programs.id(eth(Direction::Egress)),
+    );
+    Ok(Inner {
+        attachments: Mutex::new(Attachments::new(programs)),
+        maps: RwLock::new(maps),
+        ids,
+    })
+}
 
-    // A panic while holding a lock leaves plain map and program handles behind, still usable.
+// A panic while holding a lock leaves plain map and program handles behind, still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
     fn attachments(&self) -> MutexGuard<'_, Attachments> {
-        self.inner
-            .attachments
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.attachments)
     }
 
     fn maps(&self) -> RwLockReadGuard<'_, Maps> {
-        self.inner.maps.read().unwrap_or_else(|p| p.into_inner())
+        self.maps.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn maps_mut(&self) -> RwLockWriteGuard<'_, Maps> {
-        self.inner.maps.write().unwrap_or_else(|p| p.into_inner())
+        self.maps.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EbpfSource {
+    /// A source that loads the classifier when it first attaches.
+    pub fn lazy(opts: EbpfOptions) -> Self {
+        Self {
+            opts,
+            loaded: Arc::default(),
+            host: "localhost".into(),
+        }
     }
 
-    /// Ids of the Ethernet ingress and egress programs (`bpftool prog show id N`).
+    /// Loads the classifier into the kernel now (nothing is attached yet).
+    pub fn load(opts: EbpfOptions) -> Result<Self, BpfError> {
+        let s = Self::lazy(opts);
+        s.inner()?;
+        Ok(s)
+    }
+
+    /// The loaded classifier, loading it if this is the first use.
+    fn inner(&self) -> Result<Arc<Inner>, BpfError> {
+        let mut loaded = lock(&self.loaded);
+        if let Some(i) = loaded.as_ref() {
+            return Ok(i.clone());
+        }
+        let i = Arc::new(load_inner(self.opts)?);
+        *loaded = Some(i.clone());
+        Ok(i)
+    }
+
+    pub fn options(&self) -> EbpfOptions {
+        self.opts
+    }
+
+    /// Ids of the Ethernet ingress and egress programs (`bpftool prog show id N`), once loaded.
     pub fn program_ids(&self) -> (Option<u32>, Option<u32>) {
-        self.inner.ids
+        lock(&self.loaded).as_ref().map_or((None, None), |i| i.ids)
     }
 
     /// One of the loaded programs, e.g. to run frames through it with BPF_PROG_TEST_RUN. The
@@ -156,53 +192,49 @@ impl EbpfSource {
         &self,
         which: Program,
         f: impl FnOnce(&SchedClassifier) -> R,
-    ) -> Result<R> {
-        let mut a = self.attachments();
+    ) -> Result<R, BpfError> {
+        let inner = self.inner()?;
+        let mut a = inner.attachments();
         Ok(f(a.programs.get(which)?))
     }
 
     /// Creates `ifindex`'s totals. [`Self::attach`] does this itself; tests that run frames
     /// through the program without attaching call it directly.
-    pub fn prepare(&self, ifindex: u32) -> Result<()> {
-        self.maps_mut().claim(ifindex)
+    pub fn prepare(&self, ifindex: u32) -> Result<(), BpfError> {
+        self.inner()?.maps_mut().claim(ifindex)
     }
 
     /// Attaches to `iface` (or adds a user to an existing attachment). Detached when the last
     /// returned guard is dropped.
-    pub fn attach(&self, iface: &InterfaceInfo) -> Result<Attachment> {
-        let mut a = self.attachments();
+    pub fn attach(&self, iface: &InterfaceInfo) -> Result<Attachment, BpfError> {
+        let inner = self.inner()?;
+        let mut a = inner.attachments();
         if !a.contains(iface.index) {
-            self.prepare(iface.index)?;
+            inner.maps_mut().claim(iface.index)?;
         }
         if let Err(e) = a.add(iface, attach::counting(iface.link_kind())) {
             if !a.contains(iface.index) {
-                self.maps_mut().release(iface.index);
+                inner.maps_mut().release(iface.index);
             }
             return Err(e);
         }
         Ok(Attachment {
-            source: Some(self.clone()),
+            inner: Some(inner.clone()),
             ifindex: iface.index,
         })
     }
 
     /// Attaches the do-nothing program ([`Program::Floor`]) to both hooks of `iface`: what the
     /// benchmark measures the counting programs against. Use a source of its own for it.
-    pub fn attach_floor(&self, iface: &InterfaceInfo) -> Result<Attachment> {
-        self.attachments()
+    pub fn attach_floor(&self, iface: &InterfaceInfo) -> Result<Attachment, BpfError> {
+        let inner = self.inner()?;
+        inner
+            .attachments()
             .add(iface, [Program::Floor, Program::Floor])?;
         Ok(Attachment {
-            source: Some(self.clone()),
+            inner: Some(inner.clone()),
             ifindex: iface.index,
         })
-    }
-
-    fn release(&self, ifindex: u32) {
-        let mut a = self.attachments();
-        if a.remove(ifindex) {
-            // The tables are shared by all interfaces: give this one's entries back.
-            self.maps_mut().release(ifindex);
-        }
     }
 
     /// Reads the totals of `ifindexes` and passes each of their flows to `f`, in one pass over
@@ -212,7 +244,15 @@ impl EbpfSource {
         ifindexes: &[u32],
         mut f: impl FnMut(u32, FlowId, FlowCounters),
     ) -> (u64, Vec<(DirTotals, DirTotals)>, TableFill) {
-        let maps = self.maps();
+        // Nothing was ever attached if the classifier is not loaded: nothing to read.
+        let Some(inner) = lock(&self.loaded).clone() else {
+            return (
+                monotonic_ns(),
+                vec![Default::default(); ifindexes.len()],
+                TableFill::default(),
+            );
+        };
+        let maps = inner.maps();
         let taken_ns = monotonic_ns();
         let totals = ifindexes
             .iter()
@@ -290,7 +330,10 @@ impl EbpfSource {
     /// reading. The caller must be the only one diffing `ifindex`: another reader's window would
     /// miss what a removed entry had counted since its own start.
     pub fn evict(&self, ifindex: u32, tick: &mut Tick) {
-        let maps = self.maps();
+        let Some(inner) = lock(&self.loaded).clone() else {
+            return;
+        };
+        let maps = inner.maps();
         for id in std::mem::take(&mut tick.idle) {
             match maps.take_flow(ifindex, &id) {
                 Ok(Some(at_removal)) => tick.evicted(id, &at_removal),
@@ -314,7 +357,7 @@ impl EbpfSource {
         iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> Result<Sample> {
+    ) -> Result<Sample, BpfError> {
         let (me, info) = (self.clone(), iface.clone());
         let (attachment, before) = blocking(move || {
             let a = me.attach(&info)?;
@@ -349,33 +392,43 @@ impl EbpfSource {
 }
 
 /// Runs blocking bpf work on tokio's blocking threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BpfError> + Send + 'static,
+) -> Result<T, BpfError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(Error::Ebpf {
+        Err(BpfError::Failed {
             action: "run a map operation",
-            detail: e.to_string(),
+            source: Box::new(e),
         })
     })
 }
 
 /// Keeps an interface attached; detaches when the last one for it is dropped.
 pub struct Attachment {
-    source: Option<EbpfSource>,
+    inner: Option<Arc<Inner>>,
     ifindex: u32,
+}
+
+fn release(inner: &Inner, ifindex: u32) {
+    let mut a = inner.attachments();
+    if a.remove(ifindex) {
+        // The tables are shared by all interfaces: give this one's entries back.
+        inner.maps_mut().release(ifindex);
+    }
 }
 
 impl Attachment {
     /// Gives the attachment back now, on this thread.
     pub fn detach(mut self) {
-        if let Some(source) = self.source.take() {
-            source.release(self.ifindex);
+        if let Some(inner) = self.inner.take() {
+            release(&inner, self.ifindex);
         }
     }
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        let Some(source) = self.source.take() else {
+        let Some(inner) = self.inner.take() else {
             return;
         };
         let ifindex = self.ifindex;
@@ -384,9 +437,9 @@ impl Drop for Attachment {
         // call `detach`.
         match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                h.spawn_blocking(move || source.release(ifindex));
+                h.spawn_blocking(move || release(&inner, ifindex));
             }
-            _ => source.release(ifindex),
+            _ => release(&inner, ifindex),
         }
     }
 }
@@ -400,18 +453,20 @@ impl TrafficSource for EbpfSource {
         SourceKind::Ebpf
     }
 
-    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
-        iface::list()
+    fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>> {
+        Box::pin(async { host::list() })
     }
 
-    async fn sample(
-        &self,
-        iface: &InterfaceInfo,
+    fn sample<'a>(
+        &'a self,
+        iface: &'a InterfaceInfo,
         window: Duration,
-        progress: ProgressFn<'_>,
-    ) -> Result<Measured> {
-        self.sample_window(iface, window, progress)
-            .await
-            .map(Measured::Flows)
+        _view: View,
+        progress: ProgressFn<'a>,
+    ) -> BoxFuture<'a, Result<Measurement>> {
+        Box::pin(async move {
+            let s = self.sample_window(iface, window, progress).await?;
+            Ok(Measurement::from_sample(&s))
+        })
     }
 }

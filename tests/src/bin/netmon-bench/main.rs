@@ -60,7 +60,7 @@ struct Args {
 fn attach_floor(name: &str, seconds: u64) {
     use netmon::source::ebpf::{EbpfOptions, EbpfSource};
     let source = EbpfSource::load(EbpfOptions::default()).expect("loading the classifier");
-    let list = netmon::iface::list().expect("listing interfaces");
+    let list = netmon::host::list().expect("listing interfaces");
     let iface = list
         .iter()
         .find(|i| i.name == name)

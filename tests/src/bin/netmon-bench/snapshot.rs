@@ -4,7 +4,8 @@
 
 use crate::proc::{median, status_kib};
 use aya::programs::{TestRun, TestRunOptions};
-use netmon::rank::{GroupBy, SortKey, rank};
+use netmon::measurement::Measurement;
+use netmon::rank::{GroupBy, SortKey, rank_rows};
 use netmon::snapshot::diff;
 use netmon::source::ebpf::loader::Program;
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
@@ -106,7 +107,8 @@ pub fn measure(flows: usize, reps: usize) -> Cost {
         let sample = source.sample_since(LO, &prev);
         read_diff.push(ms(t0));
         let t1 = Instant::now();
-        let (top, seen) = rank(&sample.flows, SortKey::Rx, GroupBy::Connection, 10);
+        let rows = Measurement::from_sample(&sample).rows;
+        let (top, seen) = rank_rows(rows, SortKey::Rx, GroupBy::Connection, 10);
         ranks.push(ms(t1));
         totals.push(ms(t0));
         assert_eq!((top.len(), seen), (10.min(flows), flows));

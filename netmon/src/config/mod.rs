@@ -5,12 +5,12 @@
 //! By default only configured hosts can be reached: a model must not be able to make a
 //! privileged server dial anywhere.
 
-use crate::error::{Error, Result};
+pub mod load;
+
+use crate::error::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-pub const CONFIG_ENV: &str = "NETMON_CONFIG";
 
 /// What to do with a host key that is not in known_hosts. A changed key is always refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -113,13 +113,66 @@ impl Default for Config {
     }
 }
 
+/// Line and column (1-based) of a byte offset in `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A parser's message with every quoted value taken out: the line it is about may hold a
+/// password, and serde quotes the values it could not use (`invalid type: string "…"`).
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out.lines().next().unwrap_or_default().trim().to_string()
+}
+
 impl Config {
-    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let bad = |reason: String| Error::BadConfig {
+    /// Parses and checks the file's text. A mistake names the file, the line, the column and
+    /// the key, and never shows the value there.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let bad = |problem: String| ConfigError::Invalid {
             path: origin.to_path_buf(),
-            reason,
+            problem,
         };
-        let c: Config = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let syntax = |span: Option<std::ops::Range<usize>>, key: String, message: &str| {
+            let (line, column) = span.map_or((0, 0), |s| position(text, s.start));
+            ConfigError::Syntax {
+                path: origin.to_path_buf(),
+                line,
+                column,
+                key,
+                problem: without_values(message),
+            }
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| syntax(e.span(), String::new(), e.message()))?;
+        let c: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let key = if path == "." {
+                String::new()
+            } else {
+                format!(" (key {path})")
+            };
+            let inner = e.into_inner();
+            syntax(inner.span(), key, inner.message())
+        })?;
         if !(1..=300).contains(&c.connect_timeout_seconds) {
             return Err(bad("connect_timeout_seconds must be 1–300".into()));
         }
@@ -132,8 +185,9 @@ impl Config {
             }
             match (&h.agent_url, &h.agent_token) {
                 (Some(url), _) if !url.starts_with("http://") => {
+                    // The URL is not repeated: it may carry a user and password.
                     return Err(bad(format!(
-                        "remote_hosts[{i}] ({}): agent_url {url:?} must be an http:// URL ending in /mcp (netmon speaks plain HTTP to agents; put a TLS proxy in front for https)",
+                        "remote_hosts[{i}] ({}): agent_url must be an http:// URL ending in /mcp (netmon speaks plain HTTP to agents; put a TLS proxy in front for https)",
                         h.name
                     )));
                 }
@@ -150,25 +204,6 @@ impl Config {
             }
         }
         Ok(c)
-    }
-
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        Self::parse(&text, path)
-    }
-
-    /// `--config PATH`, else `$NETMON_CONFIG`, else an empty config (no remote hosts).
-    pub fn from_flag_or_env(flag: Option<&Path>) -> Result<Self> {
-        match flag
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
-        {
-            Some(p) => Self::load(&p),
-            None => Ok(Self::default()),
-        }
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -193,21 +228,40 @@ impl Config {
             .collect::<Vec<_>>()
             .join(", ")
     }
-
-    /// The known_hosts file to check host keys against.
-    pub fn known_hosts_path(&self) -> PathBuf {
-        self.known_hosts.clone().unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            PathBuf::from(home).join(".ssh/known_hosts")
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../config/netmon.example.toml");
+    const EXAMPLE: &str = include_str!("../../config/netmon.example.toml");
+
+    #[test]
+    fn a_mistake_names_its_place_and_key_and_never_shows_the_value() {
+        let p = Path::new("/etc/netmon.toml");
+        let cases = [
+            // A syntax error on a line that holds a password.
+            "[[remote_hosts]]\nname = 'a'\nhost = 'h'\npassword = 's3cret' x\n",
+            // A value of the wrong type under a key that takes a secret's name.
+            "[[remote_hosts]]\nname = 'a'\nhost = 'h'\nauth = { password_env = 's3cret' }\nport = \"s3cret\"\n",
+            // An unknown key whose value is a secret.
+            "[[remote_hosts]]\nname = 'a'\nhost = 'h'\npassword = \"s3cret\"\n",
+            "[[remote_hosts]]\nname = 'a'\nhost = 'h'\nagent_token = { file = 1, env = \"s3cret\" }\n",
+        ];
+        for text in cases {
+            let e = Config::parse(text, p).unwrap_err();
+            let msg = crate::error::chain(&e);
+            assert!(!msg.contains("s3cret"), "{msg}");
+            assert!(msg.contains("/etc/netmon.toml, line "), "{msg}");
+        }
+        let e = Config::parse(cases[1], p).unwrap_err().to_string();
+        assert!(
+            e.contains("line 5") && e.contains("key remote_hosts[0].port"),
+            "{e}"
+        );
+        let e = Config::parse(cases[2], p).unwrap_err().to_string();
+        assert!(e.contains("password"), "names the key: {e}");
+    }
 
     #[test]
     fn the_example_parses() {
@@ -243,7 +297,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("/etc/netmon.toml") && e.contains("allow_unlisted"),
+            e.contains("/etc/netmon.toml") && e.contains("allow_unlisted") && e.contains("line 1"),
             "{e}"
         );
         let dup = "[[remote_hosts]]\nname='a'\nhost='h'\n[[remote_hosts]]\nname='a'\nhost='i'\n";
@@ -255,13 +309,9 @@ mod tests {
         );
         let bad_auth = "[[remote_hosts]]\nname='a'\nhost='h'\nauth={ password='x' }\n";
         assert!(Config::parse(bad_auth, p).is_err());
-        let https = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='https://h:9465/mcp'\n";
-        assert!(
-            Config::parse(https, p)
-                .unwrap_err()
-                .to_string()
-                .contains("http://")
-        );
+        let https = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='https://u:pw@h:9465/mcp'\n";
+        let e = Config::parse(https, p).unwrap_err().to_string();
+        assert!(e.contains("http://") && !e.contains("pw@"), "{e}");
         let orphan = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_token={ env='T' }\n";
         assert!(
             Config::parse(orphan, p)

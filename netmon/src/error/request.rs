@@ -1,0 +1,86 @@
+//! A request netmon cannot serve as asked: a wrong argument, an interface that is not there.
+
+/// How the caller names what a message points at: flags on the command line, arguments and
+/// tools in an MCP call. A message names the one the caller can change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgNames {
+    pub iface: &'static str,
+    pub window: &'static str,
+    pub top: &'static str,
+    /// How to list a host's interfaces.
+    pub list: &'static str,
+}
+
+impl ArgNames {
+    pub const CLI: Self = Self {
+        iface: "--iface",
+        window: "--seconds",
+        top: "--top",
+        list: "`netmon interfaces`",
+    };
+    pub const MCP: Self = Self {
+        iface: "iface",
+        window: "sample_seconds",
+        top: "top",
+        list: "list_network_interfaces",
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{arg}: interface name {name:?} is not valid: {reason}")]
+    InvalidInterfaceName {
+        arg: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+
+    #[error(
+        "interface {name:?} does not exist on {host}; interfaces there: {available} ({list} shows them)"
+    )]
+    UnknownInterface {
+        name: String,
+        host: String,
+        available: String,
+        list: &'static str,
+    },
+
+    #[error(
+        "no default route found to pick an interface from; choose one with {arg} ({available})"
+    )]
+    NoDefaultInterface {
+        arg: &'static str,
+        available: String,
+    },
+
+    #[error("{arg}: {got} is out of range: use {min}–{max} seconds")]
+    BadWindow {
+        arg: &'static str,
+        got: String,
+        min: u64,
+        max: u64,
+    },
+
+    #[error("{arg}: {got} is out of range: use 1–{max}")]
+    BadTop {
+        arg: &'static str,
+        got: usize,
+        max: usize,
+    },
+
+    /// A flag or option outside what netmon accepts, and why.
+    #[error("{arg} {got} is out of range: give {range}{why}")]
+    OutOfRange {
+        arg: &'static str,
+        got: String,
+        range: String,
+        why: &'static str,
+    },
+
+    #[error("invalid arguments for {tool}: {detail}; {usage}")]
+    BadArguments {
+        tool: &'static str,
+        detail: String,
+        usage: &'static str,
+    },
+}
