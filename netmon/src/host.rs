@@ -140,6 +140,13 @@ pub fn list() -> Result<Vec<InterfaceInfo>, Error> {
     Ok(out)
 }
 
+/// Whether `iface` still exists: its name still names its index.
+pub fn present(iface: &InterfaceInfo) -> bool {
+    read_trimmed(&Path::new(SYS_CLASS_NET).join(&iface.name).join("ifindex"))
+        .and_then(|s| s.parse::<u32>().ok())
+        == Some(iface.index)
+}
+
 /// (interface name, address) for every IP address, via getifaddrs(3).
 fn addresses() -> Vec<(String, IpAddr)> {
     let mut out = Vec::new();

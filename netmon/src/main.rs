@@ -7,6 +7,7 @@ use netmon::agent::http::ServeOptions as AgentPort;
 use netmon::agent::{Agent, AgentFlags, AgentOptions};
 use netmon::config::load;
 use netmon::error::{ArgNames, chain};
+use netmon::mcp::sessions::SessionLimits;
 use netmon::mcp::{self, Transport, http};
 use netmon::rank::{GroupBy, SortKey};
 use netmon::report::{InterfacesData, Response, TrafficData};
@@ -131,6 +132,25 @@ struct ServeFlags {
     /// Config file with the remote hosts the tools may sample over SSH (else $NETMON_CONFIG).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    sessions: SessionFlags,
+}
+
+/// Bounds on HTTP sessions.
+#[derive(clap::Args)]
+struct SessionFlags {
+    /// Most MCP sessions open at once over HTTP; a new one closes the idlest.
+    #[arg(long, default_value_t = SessionLimits::DEFAULT.max)]
+    max_sessions: usize,
+    /// Seconds an HTTP session with no request and no open stream is kept.
+    #[arg(long, default_value_t = SessionLimits::DEFAULT.idle.as_secs_f64())]
+    session_idle: f64,
+}
+
+impl SessionFlags {
+    fn limits(&self) -> netmon::Result<SessionLimits> {
+        Ok(SessionLimits::new(self.max_sessions, self.session_idle)?)
+    }
 }
 
 #[derive(clap::Args)]
@@ -164,6 +184,8 @@ struct AgentArgs {
     /// Another Host header value to accept on /mcp (a DNS name clients use), repeatable.
     #[arg(long, value_name = "HOST")]
     allowed_host: Vec<String>,
+    #[command(flatten)]
+    sessions: SessionFlags,
 }
 
 /// Cancelled on SIGINT or SIGTERM.
@@ -241,12 +263,15 @@ async fn serve(f: ServeFlags) -> anyhow::Result<()> {
     let config = load::from_flag_or_env(f.config.as_deref())?;
     let transport = match f.http {
         None => Transport::Stdio,
-        Some(addr) => Transport::Http(http::HttpOptions::new(
-            addr,
-            load::server_token(f.token_file.as_deref())?,
-            f.allowed_host,
-            f.allowed_origin,
-        )?),
+        Some(addr) => Transport::Http(
+            http::HttpOptions::new(
+                addr,
+                load::server_token(f.token_file.as_deref())?,
+                f.allowed_host,
+                f.allowed_origin,
+            )?
+            .with_sessions(f.sessions.limits()?),
+        ),
     };
     let shutdown = shutdown_signal();
     mcp::serve(ebpf, config, transport, shutdown, |how| {
@@ -268,7 +293,7 @@ async fn agent(a: AgentArgs) -> anyhow::Result<()> {
         flow_series: a.flow_series,
     })?;
     let token = load::server_token(a.token_file.as_deref())?;
-    let port = AgentPort::new(a.listen, token, a.allowed_host);
+    let port = AgentPort::new(a.listen, token, a.allowed_host, a.sessions.limits()?);
     let served = port.describe();
     let agent = Agent::new(opts)?;
     let shutdown = shutdown_signal();

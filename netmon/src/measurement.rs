@@ -117,8 +117,20 @@ pub fn flow_row(id: &FlowId, c: &FlowCounters) -> Row {
 }
 
 impl Measurement {
-    /// The kernel's counters over a window.
+    /// The kernel's counters over a window. When the flow table was full, a note says how much
+    /// traffic is in the totals but in no connection, and why.
     pub fn from_sample(s: &Sample) -> Self {
+        let lost = s.rx.overflow_bytes + s.tx.overflow_bytes;
+        let notes = if lost > 0 {
+            vec![format!(
+                "the flow table was full: {lost} bytes in {} packets are in the totals but in no connection ({} inserts refused for lack of room, {} failed otherwise); restart netmon with a larger --table-capacity",
+                s.rx.overflow_packets + s.tx.overflow_packets,
+                s.rx.overflow_table_full + s.tx.overflow_table_full,
+                s.rx.overflow_insert_failed + s.tx.overflow_insert_failed,
+            )]
+        } else {
+            Vec::new()
+        };
         Self {
             window_ns: s.window_ns,
             totals: Totals {
@@ -132,7 +144,7 @@ impl Measurement {
             rows: s.flows.iter().map(|(id, c)| flow_row(id, c)).collect(),
             packets: true,
             rows_seen: None,
-            notes: Vec::new(),
+            notes,
         }
     }
 
@@ -145,6 +157,21 @@ impl Measurement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_table_is_told_with_its_bytes() {
+        let mut s = Sample::default();
+        assert!(Measurement::from_sample(&s).notes.is_empty());
+        s.rx.overflow_bytes = 600;
+        s.rx.overflow_packets = 6;
+        s.tx.overflow_bytes = 40;
+        s.tx.overflow_packets = 1;
+        s.rx.overflow_table_full = 7;
+        let n = &Measurement::from_sample(&s).notes;
+        assert_eq!(n.len(), 1);
+        assert!(n[0].contains("640 bytes in 7 packets"), "{n:?}");
+        assert!(n[0].contains("7 inserts refused"), "{n:?}");
+    }
 
     #[test]
     fn endpoints_print_and_read_back() {

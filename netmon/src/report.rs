@@ -227,8 +227,15 @@ impl TrafficData {
 
     pub fn summary(&self) -> String {
         let t = &self.total_stats;
+        let lost = t.rx.as_ref().map_or(0, |d| d.unattributed_bytes)
+            + t.tx.as_ref().map_or(0, |d| d.unattributed_bytes);
+        let full = if lost > 0 {
+            format!("; {lost} bytes in no connection (the flow table was full, see notes)")
+        } else {
+            String::new()
+        };
         format!(
-            "sampled {} on {} for {:.2} s: {:.3} MB received, {:.3} MB sent, {} of {} connections shown",
+            "sampled {} on {} for {:.2} s: {:.3} MB received, {:.3} MB sent, {} of {} connections shown{full}",
             t.interface,
             self.host,
             t.window_seconds,

@@ -338,6 +338,25 @@ pub fn iperf3_client(ns: &str, args: &[&str]) -> serde_json::Value {
 /// Names of the programs attached through TCX to `dev` in `ns` (ingress and egress), asked of the
 /// kernel from a thread that enters the namespace. Debian's bpftool 7.1 predates TCX in
 /// `bpftool net`.
+/// Runs `f` on a thread inside network namespace `ns` (threads it starts are in `ns` too), and
+/// returns what it returned.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns file");
+        // SAFETY: setns on this thread only; the fd is valid for the call.
+        assert_eq!(
+            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+            0,
+            "setns"
+        );
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
 pub fn tcx_programs(ns: &str, dev: &str) -> Vec<String> {
     use aya::programs::{SchedClassifier, TcAttachType};
     use std::os::fd::AsRawFd;

@@ -59,6 +59,7 @@ fn the_systemd_unit_verifies_and_grants_only_three_capabilities() {
         "AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON",
         "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON",
         "NoNewPrivileges=yes",
+        "LimitNOFILE=8192",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line:?}");
     }

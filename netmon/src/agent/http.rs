@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{HttpError, Result};
 use crate::mcp::NetmonMcp;
 use crate::mcp::http::HttpOptions;
+use crate::mcp::sessions::SessionLimits;
 use crate::secret::Token;
 use axum::extract::State;
 use axum::http::header;
@@ -60,9 +61,14 @@ impl ServeOptions {
     /// `/mcp` is served on loopback, or anywhere with a token. HttpOptions refuses a public
     /// address without one; for the agent that turns `/mcp` off instead of failing, so a
     /// DaemonSet without a token Secret still serves metrics.
-    pub fn new(addr: SocketAddr, token: Option<Token>, allowed_hosts: Vec<String>) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        token: Option<Token>,
+        allowed_hosts: Vec<String>,
+        sessions: SessionLimits,
+    ) -> Self {
         let mcp = match HttpOptions::new(addr, token, allowed_hosts, vec![]) {
-            Ok(o) => Some(o),
+            Ok(o) => Some(o.with_sessions(sessions)),
             Err(HttpError::NeedsToken { .. }) => None,
             Err(e) => {
                 log::warn!("/mcp off: {e}");

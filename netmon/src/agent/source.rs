@@ -77,12 +77,12 @@ impl AgentSource {
         loop {
             match self.agent.recorded(iface.index, window_ns) {
                 Recorded::NotWatched if waited_from.is_none() => {
-                    let sample = self
+                    let w = self
                         .agent
                         .source()
                         .sample_window(iface, window, progress)
                         .await?;
-                    return Ok(Measurement::from_sample(&sample).with_note(format!(
+                    return Ok(w.measurement(&iface.name, window).with_note(format!(
                         "the agent does not watch {}, so it was attached for this call and sampled for {:.1} s",
                         iface.name,
                         window.as_secs_f64()

@@ -10,6 +10,7 @@
 //!   loopback refuses to start without one; answered with 401.
 
 use super::NetmonMcp;
+use super::sessions::{self, BoundedSessions, SessionLimits};
 use crate::error::{HttpError, Result};
 use crate::host;
 use crate::secret::{TOKEN_ENV, Token};
@@ -17,7 +18,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::net::{IpAddr, SocketAddr};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,7 @@ pub struct HttpOptions {
     pub token: Option<Token>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
+    pub sessions: SessionLimits,
 }
 
 impl HttpOptions {
@@ -75,8 +76,66 @@ impl HttpOptions {
             token,
             allowed_hosts,
             allowed_origins,
+            sessions: SessionLimits::DEFAULT,
         })
     }
+}
+
+impl HttpOptions {
+    pub fn with_sessions(mut self, sessions: SessionLimits) -> Self {
+        self.sessions = sessions;
+        self
+    }
+}
+
+/// Largest request body read; rmcp has the same bound.
+const MAX_BODY: usize = 4 << 20;
+
+fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Requests rmcp would answer vaguely: several `Host` headers (rmcp checks only the first) get
+/// 400; a POST body that is not JSON gets 400 with a JSON-RPC parse error (-32700), not rmcp's
+/// 415.
+async fn check_request(req: Request, next: Next) -> Response {
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return (
+            StatusCode::BAD_REQUEST,
+            "more than one Host header: send exactly one\n",
+        )
+            .into_response();
+    }
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            -32600,
+            "the request body is larger than 4 MiB, or was cut off",
+        );
+    };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            "parse error: the body is not JSON; send one JSON-RPC message",
+        );
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 async fn require_token(State(token): State<Option<Token>>, req: Request, next: Next) -> Response {
@@ -123,13 +182,15 @@ pub fn router(
         .with_allowed_origins(opts.allowed_origins.clone())
         .enforce_origin_validation()
         .with_cancellation_token(shutdown.child_token());
-    let service = StreamableHttpService::new(
-        move || Ok(handler.for_session()),
-        LocalSessionManager::default().into(),
-        config,
-    );
+    let sessions = BoundedSessions::new(opts.sessions);
+    tokio::spawn(sessions::sweep_until(
+        sessions.clone(),
+        shutdown.child_token(),
+    ));
+    let service = StreamableHttpService::new(move || Ok(handler.for_session()), sessions, config);
     axum::Router::new()
         .nest_service(PATH, service)
+        .layer(axum::middleware::from_fn(check_request))
         .layer(axum::middleware::from_fn_with_state(
             opts.token.clone(),
             require_token,

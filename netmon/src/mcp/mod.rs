@@ -6,6 +6,7 @@
 //! - [`prompt`]: the `diagnose_bandwidth` prompt and completion of its arguments.
 //! - [`log`]: `logging/setLevel` and the messages a call sends while it runs.
 //! - [`http`]: the HTTP transport with its Host, Origin and bearer-token gates.
+//! - [`sessions`]: HTTP sessions, bounded in number and idle time.
 //!
 //! Which source answers a call is [`crate::source::route`]'s decision; this module only speaks
 //! MCP. Every failure a caller can fix comes back as a tool result with `success: false` and
@@ -15,6 +16,7 @@ pub mod args;
 pub mod http;
 pub mod log;
 pub mod prompt;
+pub mod sessions;
 pub mod tools;
 
 use crate::config::Config;

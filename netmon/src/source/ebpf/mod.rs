@@ -352,12 +352,15 @@ impl EbpfSource {
     /// Attach, count for `window`, detach: the traffic of that window. Other callers on the same
     /// interface share the attachment; each diffs its own window. The bpf syscalls run on
     /// tokio's blocking threads, not on the runtime's.
+    ///
+    /// An interface deleted during the window ends it: the sample holds what crossed it until
+    /// then, and [`Window::vanished_after`] says when that was (to [`PRESENCE_CHECK`]).
     pub async fn sample_window(
         &self,
         iface: &InterfaceInfo,
         window: Duration,
         progress: ProgressFn<'_>,
-    ) -> Result<Sample, BpfError> {
+    ) -> Result<Window, BpfError> {
         let (me, info) = (self.clone(), iface.clone());
         let (attachment, before) = blocking(move || {
             let a = me.attach(&info)?;
@@ -368,26 +371,64 @@ impl EbpfSource {
         progress(Progress::Started { window });
         let start = tokio::time::Instant::now();
         let deadline = start + window;
-        let mut tick = start;
+        let mut next_second = start + Duration::from_secs(1);
+        let mut vanished_after = None;
         loop {
-            tick += Duration::from_secs(1);
-            if tick >= deadline {
-                tokio::time::sleep_until(deadline).await;
+            let wake = (tokio::time::Instant::now() + PRESENCE_CHECK)
+                .min(next_second)
+                .min(deadline);
+            tokio::time::sleep_until(wake).await;
+            if wake >= deadline {
                 break;
             }
-            tokio::time::sleep_until(tick).await;
-            progress(Progress::Elapsed {
-                elapsed: tick - start,
-                window,
-            });
+            if !host::present(iface) {
+                vanished_after = Some(start.elapsed());
+                break;
+            }
+            if wake >= next_second {
+                progress(Progress::Elapsed {
+                    elapsed: next_second - start,
+                    window,
+                });
+                next_second += Duration::from_secs(1);
+            }
         }
         let (me, ifindex) = (self.clone(), iface.index);
-        blocking(move || {
+        let sample = blocking(move || {
             let sample = me.sample_since(ifindex, &before);
             attachment.detach();
             Ok(sample)
         })
-        .await
+        .await?;
+        Ok(Window {
+            sample,
+            vanished_after,
+        })
+    }
+}
+
+/// How often a window checks that its interface still exists.
+pub const PRESENCE_CHECK: Duration = Duration::from_millis(250);
+
+/// What one window of [`EbpfSource::sample_window`] saw.
+pub struct Window {
+    pub sample: Sample,
+    /// The interface was deleted about this far into the window; the sample stops there.
+    pub vanished_after: Option<Duration>,
+}
+
+impl Window {
+    /// The neutral measurement, with a note when the interface vanished.
+    pub fn measurement(&self, iface: &str, asked: Duration) -> Measurement {
+        let m = Measurement::from_sample(&self.sample);
+        match self.vanished_after {
+            None => m,
+            Some(t) => m.with_note(format!(
+                "{iface} was deleted about {:.1} s into the {:.1} s window: the figures are what crossed it until then, and stop there",
+                t.as_secs_f64(),
+                asked.as_secs_f64()
+            )),
+        }
     }
 }
 
@@ -465,8 +506,8 @@ impl TrafficSource for EbpfSource {
         progress: ProgressFn<'a>,
     ) -> BoxFuture<'a, Result<Measurement>> {
         Box::pin(async move {
-            let s = self.sample_window(iface, window, progress).await?;
-            Ok(Measurement::from_sample(&s))
+            let w = self.sample_window(iface, window, progress).await?;
+            Ok(w.measurement(&iface.name, window))
         })
     }
 }
