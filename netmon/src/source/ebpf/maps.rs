@@ -166,13 +166,14 @@ impl Maps {
     }
 
     /// Passes every flow of both tables to `f` with its interface; says how full they were.
-    pub fn for_each_flow(&self, f: impl FnMut(u32, FlowId, FlowCounters)) -> TableFill {
-        // Both closures call `f`, one after the other.
-        let f = std::cell::RefCell::new(f);
-        self.for_each_entry(
-            |k, v| (f.borrow_mut())(k.ifindex, FlowId::from_v4(k), v.into()),
-            |k, v| (f.borrow_mut())(k.ifindex, FlowId::from_v6(k), v.into()),
-        )
+    pub fn for_each_flow(&self, mut f: impl FnMut(u32, FlowId, FlowCounters)) -> TableFill {
+        let v4 = read_all(&self.flows4, |k, v| {
+            f(k.ifindex, FlowId::from_v4(k), v.into())
+        });
+        let v6 = read_all(&self.flows6, |k, v| {
+            f(k.ifindex, FlowId::from_v6(k), v.into())
+        });
+        TableFill { v4, v6 }
     }
 
     /// Removes `id`'s entry on `ifindex` and returns what it had counted at that instant, in one
@@ -193,6 +194,12 @@ fn read_all<K: aya::Pod>(
     map: &HashMap<MapData, K, FlowValue>,
     mut f: impl FnMut(&K, &FlowValue),
 ) -> usize {
+    // A batch read takes every bucket's lock, empty or not: ~6 ms for an empty 65,536-bucket
+    // table here. Finding the first key does not, so an empty table (often the IPv6 one) is
+    // skipped for the price of that.
+    if map.keys().next().is_none() {
+        return 0;
+    }
     let mut n = 0;
     let mut each = |k: &K, v: &FlowValue| {
         n += 1;
