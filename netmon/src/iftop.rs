@@ -328,6 +328,8 @@ pub fn measurement(table: &Table, window_ns: u64, own: &[IpAddr]) -> Measurement
         packets: false,
         rows_seen: None,
         notes: Vec::new(),
+        interface_totals: None,
+        selection_applied: false,
     }
 }
 
@@ -622,13 +624,9 @@ Cumulative (sent/received/total):                    2.01MB     1.01MB     3.02M
             "10.200.9.1".parse().unwrap(),
             "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1".parse().unwrap(),
         ];
-        let view = View {
-            sort: SortKey::Rx,
-            by: GroupBy::Connection,
-            top: 10,
-        };
+        let view = View::all(SortKey::Rx, GroupBy::Connection, 10);
         let m = measurement(&t, 4_000_000_000, &own);
-        let d = TrafficData::new("h", SourceKind::SshIftop, "if0", m.clone(), view);
+        let d = TrafficData::new("h", SourceKind::SshIftop, "if0", m.clone(), &view);
         assert_eq!(d.total_stats.tx_bytes, 2_107_638); // 2.01 × 1024²
         assert_eq!(d.total_stats.tx_bps, 4_215_276);
         assert_eq!(d.total_stats.tx_packets, None);
@@ -644,12 +642,8 @@ Cumulative (sent/received/total):                    2.01MB     1.01MB     3.02M
             "cut"
         );
         assert_eq!(c[1].tx_bytes, 2_097_152);
-        let by_host = View {
-            by: GroupBy::Host,
-            top: 1,
-            ..view
-        };
-        let d = TrafficData::new("h", SourceKind::SshIftop, "if0", m, by_host);
+        let by_host = View::all(SortKey::Rx, GroupBy::Host, 1);
+        let d = TrafficData::new("h", SourceKind::SshIftop, "if0", m, &by_host);
         assert_eq!(d.connections_seen, 2);
         assert_eq!(d.top_connections[0].flows, 2);
         assert_eq!(d.top_connections[0].rx_bytes, 1_048_576 + 200);

@@ -10,6 +10,8 @@
 //! - [`tick`]: one tick of an always-on sampler: what moved, which flows are idle, and what
 //!   evicted entries counted late.
 //! - [`measurement`]: what any source measured, in one neutral shape (totals, rows, notes).
+//! - [`filter`]: iftop's `-f` (a pcap-filter subset) and `-F`/`-G`, parsed and applied to
+//!   flows.
 //! - [`rank`]: sort key, grouping by host pair, top N.
 //! - [`window`]: iftop's rolling views (2 s, 10 s, 40 s, peak, cumulative) over ticks of an
 //!   always-on sampler.
@@ -29,6 +31,8 @@
 //!   classifier, SSH + iftop, a remote agent, a scripted one for tests) and the route a request
 //!   takes to one of them.
 //! - [`host`]: this host's interfaces and default route, from /sys, /proc and getifaddrs.
+//! - [`names`]: host names (/etc/hosts, reverse DNS) and service names (/etc/services) beside
+//!   the numbers, within a bounded wait.
 //! - [`ssh`]: logging in to a remote host (russh, known_hosts) and running one command there.
 //! - [`mcp`]: the MCP server (the contract's two tools, a prompt, log messages) over stdio and
 //!   Streamable HTTP.
@@ -43,6 +47,7 @@
 pub mod agent;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod flow;
 pub mod host;
 pub mod http;
@@ -51,6 +56,7 @@ pub mod interface;
 pub mod mcp;
 pub mod measurement;
 pub mod metrics;
+pub mod names;
 pub mod rank;
 pub mod report;
 pub mod request;

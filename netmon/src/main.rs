@@ -9,9 +9,10 @@ use netmon::config::load;
 use netmon::error::{ArgNames, chain};
 use netmon::mcp::sessions::SessionLimits;
 use netmon::mcp::{self, Transport, http};
+use netmon::names::Namer;
 use netmon::rank::{GroupBy, SortKey};
 use netmon::report::{InterfacesData, Response, TrafficData};
-use netmon::request::{SampleWindow, TrafficRequest};
+use netmon::request::{Naming, SampleWindow, TrafficRequest};
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon::source::{Progress, collect};
 use netmon::{host, text};
@@ -53,9 +54,16 @@ enum Command {
 /// The top list's order.
 #[derive(Clone, Copy, ValueEnum)]
 enum Sort {
+    /// Received bytes.
     Rx,
+    /// Sent bytes.
     Tx,
+    /// Sent + received bytes.
     Total,
+    /// The left (local) end's address.
+    Source,
+    /// The right (remote) end's address.
+    Destination,
 }
 
 impl From<Sort> for SortKey {
@@ -64,6 +72,8 @@ impl From<Sort> for SortKey {
             Sort::Rx => SortKey::Rx,
             Sort::Tx => SortKey::Tx,
             Sort::Total => SortKey::Total,
+            Sort::Source => SortKey::Source,
+            Sort::Destination => SortKey::Destination,
         }
     }
 }
@@ -84,22 +94,77 @@ impl From<By> for GroupBy {
     }
 }
 
+/// iftop's `-o`: the column or end the list is ordered by.
+#[derive(Clone, Copy, ValueEnum)]
+enum Order {
+    /// Sent + received over the window (`netmon traffic` has one window, so 2s, 10s and 40s
+    /// order alike).
+    #[value(name = "2s")]
+    TwoS,
+    #[value(name = "10s")]
+    TenS,
+    #[value(name = "40s")]
+    FortyS,
+    /// The left (local) end's address.
+    Source,
+    /// The right (remote) end's address.
+    Destination,
+}
+
+impl From<Order> for SortKey {
+    fn from(o: Order) -> Self {
+        match o {
+            Order::TwoS | Order::TenS | Order::FortyS => SortKey::Total,
+            Order::Source => SortKey::Source,
+            Order::Destination => SortKey::Destination,
+        }
+    }
+}
+
+/// `netmon traffic`'s flags: iftop's short ones where iftop has them (README has the table).
 #[derive(clap::Args)]
 struct TrafficFlags {
     /// Interface to sample; default: the interface of the default route.
     #[arg(long, short = 'i')]
     iface: Option<String>,
-    /// Length of the sample window in seconds (1–3600).
+    /// Length of the sample window in seconds (1–3600); one output after it, like iftop -t -s.
     #[arg(long, short = 's', default_value_t = 5.0)]
     seconds: f64,
-    /// How many connections to show (1–1000).
-    #[arg(long, short = 'n', default_value_t = TrafficRequest::DEFAULT_TOP)]
+    /// Only traffic matching this pcap-style filter, like iftop -f: host, net N/len, port,
+    /// portrange (each with src/dst), tcp, udp, icmp, icmp6, sctp, ip, ip6, proto N, and/or/not.
+    /// The totals count only what matched; the interface's own totals are shown beside them.
+    #[arg(long, short = 'f', value_name = "EXPR")]
+    filter: Option<String>,
+    /// Only traffic in to or out of this IPv4 network, the end inside it on the left, like
+    /// iftop -F.
+    #[arg(long = "net", short = 'F', value_name = "NET/LEN")]
+    net4: Option<String>,
+    /// The same for an IPv6 network, like iftop -G.
+    #[arg(long = "net6", short = 'G', value_name = "NET6/LEN")]
+    net6: Option<String>,
+    /// No host names: send no reverse-DNS queries (iftop -n).
+    #[arg(long = "no-dns", short = 'n')]
+    no_dns: bool,
+    /// No service names: bare port numbers (iftop -N).
+    #[arg(long = "no-services", short = 'N')]
+    no_services: bool,
+    /// One row per connection, with ports (iftop -P); the same as --by connection.
+    #[arg(long = "ports", short = 'P', conflicts_with = "by")]
+    ports: bool,
+    /// Rates in bytes per second in the text view (iftop -B).
+    #[arg(long = "bytes", short = 'B')]
+    bytes: bool,
+    /// How many rows to show (1–1000), like iftop -L.
+    #[arg(long, short = 'L', default_value_t = TrafficRequest::DEFAULT_TOP)]
     top: usize,
-    /// Order of the top list.
+    /// Order of the list by bytes or address (iftop's -o is the same with its column names).
     #[arg(long, value_enum, default_value_t = Sort::Rx)]
     sort: Sort,
-    /// One row per connection, or per host pair (like iftop without -P).
-    #[arg(long, value_enum, default_value_t = By::Connection)]
+    /// Order like iftop -o: 2s, 10s, 40s (sent + received), source or destination.
+    #[arg(short = 'o', value_enum, conflicts_with = "sort", value_name = "ORDER")]
+    order: Option<Order>,
+    /// One row per host pair (iftop's default), or per connection (-P).
+    #[arg(long, value_enum, default_value_t = By::Host)]
     by: By,
     /// Print the MCP result object (JSON) instead of iftop-like text.
     #[arg(long)]
@@ -221,15 +286,22 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 /// `netmon traffic`: the interface is resolved before the classifier is loaded, so a mistyped
 /// name gets the list of interfaces without privileges.
 async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
+    let by = if f.ports { By::Connection } else { f.by };
+    let sort = f.order.map_or(f.sort.into(), SortKey::from);
     let req = TrafficRequest::new(
         f.iface.as_deref(),
         f.seconds,
         SampleWindow::CLI_RANGE,
         f.top,
-        f.sort.into(),
-        f.by.into(),
+        sort,
+        by.into(),
         ArgNames::CLI,
-    )?;
+    )?
+    .with_selection(f.filter.as_deref(), f.net4.as_deref(), f.net6.as_deref())?
+    .with_naming(Naming {
+        hosts: !f.no_dns,
+        services: !f.no_services,
+    });
     let source = EbpfSource::lazy(EbpfOptions::new(f.table_capacity)?);
     let default = host::default_interface();
     let shown = req
@@ -247,8 +319,9 @@ async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
             );
         }
     };
+    let namer = Namer::default();
     let outcome = tokio::select! {
-        d = collect(&source, &req, default.clone(), &report) => Some(d),
+        d = collect(&source, &req, default.clone(), &report, &namer) => Some(d),
         _ = tokio::signal::ctrl_c() => None,
     };
     // The sample's future is gone by now, and with it the attachment.
@@ -325,7 +398,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Traffic(f) => match traffic(&f).await {
             Ok(data) if f.json => print_json(&Response::ok(data.summary(), data))?,
-            Ok(data) => print!("{}", text::traffic(&data)),
+            Ok(data) => print!(
+                "{}",
+                text::traffic(
+                    &data,
+                    text::Style {
+                        rate_bytes: f.bytes
+                    }
+                )
+            ),
             Err(e) => {
                 if f.json {
                     print_json(&Response::<TrafficData>::err(chain(&e)))?;

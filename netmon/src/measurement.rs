@@ -100,6 +100,11 @@ pub struct Measurement {
     /// its top rows); `None`: `rows` is all of them.
     pub rows_seen: Option<usize>,
     pub notes: Vec<String>,
+    /// The interface's own totals, when `totals` count only what a filter or network kept.
+    pub interface_totals: Option<Totals>,
+    /// Whether the rows and totals are already narrowed to the request's selection (iftop's
+    /// `-f`, a remote agent); otherwise [`crate::filter::Selection::apply`] narrows them.
+    pub selection_applied: bool,
 }
 
 /// One kernel flow as a row; protocols without ports get none.
@@ -145,6 +150,8 @@ impl Measurement {
             packets: true,
             rows_seen: None,
             notes,
+            interface_totals: None,
+            selection_applied: false,
         }
     }
 

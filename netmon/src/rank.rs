@@ -18,6 +18,10 @@ pub enum SortKey {
     Tx,
     /// Sent + received bytes.
     Total,
+    /// The left (local) end's address, ascending: iftop's `-o source`.
+    Source,
+    /// The right (remote) end's address, ascending: iftop's `-o destination`.
+    Destination,
 }
 
 /// What one row of the top list is.
@@ -45,11 +49,12 @@ pub struct Ranked<A = IpAddr> {
     pub flows: u32,
 }
 
+/// The byte count a key orders by; the address keys order by total bytes within one address.
 fn sort_value(c: &FlowCounters, key: SortKey) -> u64 {
     match key {
         SortKey::Rx => c.rx_bytes,
         SortKey::Tx => c.tx_bytes,
-        SortKey::Total => c.total_bytes(),
+        SortKey::Total | SortKey::Source | SortKey::Destination => c.total_bytes(),
     }
 }
 
@@ -87,8 +92,13 @@ pub fn rank_rows<A: Clone + Ord + Hash>(
     };
     let all = rows.len();
     let order = |a: &Ranked<A>, b: &Ranked<A>| {
-        sort_value(&b.counters, key)
-            .cmp(&sort_value(&a.counters, key))
+        let by_address = match key {
+            SortKey::Source => a.local.cmp(&b.local).then(a.remote.cmp(&b.remote)),
+            SortKey::Destination => a.remote.cmp(&b.remote).then(a.local.cmp(&b.local)),
+            _ => std::cmp::Ordering::Equal,
+        };
+        by_address
+            .then(sort_value(&b.counters, key).cmp(&sort_value(&a.counters, key)))
             .then(b.counters.total_bytes().cmp(&a.counters.total_bytes()))
             .then_with(|| {
                 (&a.local, &a.remote, a.local_port, a.remote_port, a.protocol).cmp(&(
@@ -167,6 +177,27 @@ mod tests {
         let (total, _) = rank(&flows, SortKey::Total, GroupBy::Connection, 10);
         let t: Vec<u64> = total.iter().map(|r| r.counters.total_bytes()).collect();
         assert_eq!(t, vec![910, 600, 500]);
+    }
+
+    #[test]
+    fn sort_by_source_and_destination_address() {
+        let mut flows = vec![
+            flow(9, 1, 6, 100, 0),
+            flow(2, 1, 6, 5, 0),
+            flow(2, 2, 6, 50, 0),
+        ];
+        flows[0].local = IpAddr::from([10, 0, 0, 0]);
+        let (rows, _) = rank(&flows, SortKey::Destination, GroupBy::Connection, 10);
+        let got: Vec<(u8, u64)> = rows
+            .iter()
+            .map(|r| match r.remote {
+                IpAddr::V4(a) => (a.octets()[3], r.counters.rx_bytes),
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(got, [(2, 50), (2, 5), (9, 100)]);
+        let (rows, _) = rank(&flows, SortKey::Source, GroupBy::Connection, 1);
+        assert_eq!(rows[0].local, IpAddr::from([10, 0, 0, 0]));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! from a [`Measurement`] whatever its source. `netmon traffic --json` prints exactly this; the
 //! MCP tools return it.
 
+use crate::filter::Selection;
 use crate::flow::Protocol;
 use crate::interface::InterfaceInfo;
-use crate::measurement::{DirectionDetail, Measurement, Row};
+use crate::measurement::{DirectionDetail, Measurement, Row, Totals};
 use crate::rank::{GroupBy, SortKey, rank_rows};
 use crate::units::{bits_per_second, megabits, megabytes};
 use schemars::JsonSchema;
@@ -71,6 +72,18 @@ pub struct TrafficData {
     pub top: usize,
     /// How many rows (connections or host pairs) had traffic in the window, before the top cut.
     pub connections_seen: usize,
+    /// The filter the figures are narrowed to, as netmon read it (pcap syntax); absent: all
+    /// traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// The networks of iftop's `-F`/`-G` the figures are narrowed to (crossing traffic only,
+    /// the end inside the network on the left).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// The interface's unfiltered totals, beside `total_stats` when a filter or network
+    /// narrowed those; absent when the source cannot tell them (iftop counts only what matched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_totals: Option<TotalStats>,
     /// What the caller should know about how these figures were obtained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -109,6 +122,16 @@ pub struct TotalStats {
 }
 
 impl TotalStats {
+    fn from_totals(iface: &str, t: &Totals, window_ns: u64) -> Self {
+        Self {
+            tx_packets: t.tx_packets,
+            rx_packets: t.rx_packets,
+            rx: t.rx.clone(),
+            tx: t.tx.clone(),
+            ..Self::bytes(iface, t.rx_bytes, t.tx_bytes, window_ns)
+        }
+    }
+
     /// Totals from bytes alone: MB, Mbps and bit/s derived from them over the window; no
     /// packet counts or per-direction details (sources that have them add them).
     fn bytes(iface: &str, rx_bytes: u64, tx_bytes: u64, window_ns: u64) -> Self {
@@ -145,6 +168,18 @@ pub struct Connection {
     pub local_port: Option<u16>,
     pub remote_addr: String,
     pub remote_port: Option<u16>,
+    /// Host names from /etc/hosts or reverse DNS; null when off, not found or not answered in
+    /// time (the address is always in `*_addr`).
+    #[serde(default)]
+    pub local_name: Option<String>,
+    #[serde(default)]
+    pub remote_name: Option<String>,
+    /// Service names of the ports from /etc/services for the protocol (443/tcp is https); null
+    /// when off or unnamed.
+    #[serde(default)]
+    pub local_service: Option<String>,
+    #[serde(default)]
+    pub remote_service: Option<String>,
     pub protocol: Option<Protocol>,
     /// IP protocol number (6 TCP, 17 UDP, ...).
     pub ip_protocol: Option<u8>,
@@ -173,6 +208,10 @@ impl Connection {
             local_port: r.local_port,
             remote_addr: r.remote.to_string(),
             remote_port: r.remote_port,
+            local_name: None,
+            remote_name: None,
+            local_service: None,
+            remote_service: None,
             protocol: r.protocol.map(Protocol::from_number),
             ip_protocol: r.protocol,
             rx_bytes: r.counters.rx_bytes,
@@ -189,30 +228,40 @@ impl Connection {
 }
 
 /// What to keep of a sample.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct View {
     pub sort: SortKey,
     pub by: GroupBy,
     pub top: usize,
+    /// The part of the traffic asked about.
+    pub selection: Selection,
+}
+
+impl View {
+    /// Everything, ranked by `sort` and `by`, the top `top`.
+    pub fn all(sort: SortKey, by: GroupBy, top: usize) -> Self {
+        Self {
+            sort,
+            by,
+            top,
+            selection: Selection::default(),
+        }
+    }
 }
 
 impl TrafficData {
-    /// The result for what a source measured of `iface` on `host`: totals, the rows ranked by
-    /// `view`, and the source's notes.
-    pub fn new(host: &str, source: SourceKind, iface: &str, m: Measurement, view: View) -> Self {
+    /// The result for what a source measured of `iface` on `host`: narrowed to the view's
+    /// selection (unless the source did that), totals, the rows ranked by `view`, and the
+    /// source's notes.
+    pub fn new(host: &str, source: SourceKind, iface: &str, m: Measurement, view: &View) -> Self {
+        let m = view.selection.apply(m);
         let w = m.window_ns;
         let (rows, seen) = rank_rows(m.rows, view.sort, view.by, view.top);
-        let t = &m.totals;
+        let sel = &view.selection;
         Self {
             host: host.to_string(),
             source,
-            total_stats: TotalStats {
-                tx_packets: t.tx_packets,
-                rx_packets: t.rx_packets,
-                rx: t.rx.clone(),
-                tx: t.tx.clone(),
-                ..TotalStats::bytes(iface, t.rx_bytes, t.tx_bytes, w)
-            },
+            total_stats: TotalStats::from_totals(iface, &m.totals, w),
             top_connections: rows
                 .iter()
                 .map(|r| Connection::from_row(r, w, m.packets))
@@ -221,6 +270,17 @@ impl TrafficData {
             group_by: view.by,
             top: view.top,
             connections_seen: m.rows_seen.unwrap_or(seen),
+            filter: sel.filter.as_ref().map(|f| f.to_pcap()),
+            networks: sel
+                .net4
+                .iter()
+                .chain(&sel.net6)
+                .map(|n| n.to_string())
+                .collect(),
+            interface_totals: m
+                .interface_totals
+                .as_ref()
+                .map(|t| TotalStats::from_totals(iface, t, w)),
             notes: m.notes,
         }
     }
@@ -234,8 +294,14 @@ impl TrafficData {
         } else {
             String::new()
         };
+        let narrowed = match (&self.filter, self.networks.is_empty()) {
+            (None, true) => String::new(),
+            (Some(f), true) => format!(" (filter `{f}`)"),
+            (None, false) => format!(" (network {})", self.networks.join(", ")),
+            (Some(f), false) => format!(" (filter `{f}`, network {})", self.networks.join(", ")),
+        };
         format!(
-            "sampled {} on {} for {:.2} s: {:.3} MB received, {:.3} MB sent, {} of {} connections shown{full}",
+            "sampled {}{narrowed} on {} for {:.2} s: {:.3} MB received, {:.3} MB sent, {} of {} connections shown{full}",
             t.interface,
             self.host,
             t.window_seconds,
@@ -321,13 +387,9 @@ mod tests {
 
     #[test]
     fn contract_fields_and_exact_integers() {
-        let view = View {
-            sort: SortKey::Rx,
-            by: GroupBy::Connection,
-            top: 10,
-        };
+        let view = View::all(SortKey::Rx, GroupBy::Connection, 10);
         let m = Measurement::from_sample(&sample());
-        let d = TrafficData::new("localhost", SourceKind::Ebpf, "vinfb", m, view);
+        let d = TrafficData::new("localhost", SourceKind::Ebpf, "vinfb", m, &view);
         let t = &d.total_stats;
         assert_eq!(t.rx_total, 10.865894);
         assert_eq!(t.rx_bps, 43_463_576);

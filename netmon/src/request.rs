@@ -1,6 +1,7 @@
 //! Raw requests (CLI flags, MCP arguments) turned into validated, typed requests. Pure.
 
 use crate::error::{ArgNames, RequestError};
+use crate::filter::{self, Net, Selection};
 use crate::rank::{GroupBy, SortKey};
 use crate::secret::Secret;
 use std::time::Duration;
@@ -122,6 +123,64 @@ impl Target {
     }
 }
 
+/// Which names a result carries beside the numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Naming {
+    /// Host names by reverse DNS (and /etc/hosts); iftop's `-n` turns them off.
+    pub hosts: bool,
+    /// Service names from /etc/services; iftop's `-N` turns them off.
+    pub services: bool,
+}
+
+impl Naming {
+    /// iftop's default: both on.
+    pub const ALL: Self = Self {
+        hosts: true,
+        services: true,
+    };
+    pub const NONE: Self = Self {
+        hosts: false,
+        services: false,
+    };
+}
+
+/// A network for `-F` (`want_v6` false) or `-G`: `N/len`, or `N/mask` for IPv4 as iftop also
+/// takes.
+pub fn network(text: &str, want_v6: bool, arg: &'static str) -> Result<Net, RequestError> {
+    let want = if want_v6 {
+        "an IPv6 network N/len (e.g. fd00::/64)"
+    } else {
+        "an IPv4 network N/len (e.g. 10.0.0.0/8)"
+    };
+    let bad = |reason| RequestError::BadNetwork {
+        arg,
+        got: text.to_string(),
+        want,
+        reason,
+    };
+    let t = text.trim();
+    let net = Net::parse(t).or_else(|| {
+        let (a, m) = t.split_once('/')?;
+        let len = filter::mask_len(m)?;
+        Some(Net {
+            addr: a.parse().ok()?,
+            len,
+        })
+    });
+    // As iftop does, the bits beyond the prefix are ignored.
+    let net = net
+        .ok_or_else(|| bad("write an address, a slash and a prefix length"))?
+        .network();
+    if net.addr.is_ipv6() != want_v6 {
+        return Err(bad(if want_v6 {
+            "that is IPv4; IPv4 networks go to -F"
+        } else {
+            "that is IPv6; IPv6 networks go to -G"
+        }));
+    }
+    Ok(net)
+}
+
 /// One validated request for traffic on one interface.
 #[derive(Clone, Debug)]
 pub struct TrafficRequest {
@@ -131,6 +190,9 @@ pub struct TrafficRequest {
     pub top: usize,
     pub sort: SortKey,
     pub by: GroupBy,
+    /// The part of the traffic asked about (iftop's `-f`, `-F`, `-G`); all of it by default.
+    pub selection: Selection,
+    pub naming: Naming,
     /// How the caller names its arguments, for messages about them.
     pub names: ArgNames,
 }
@@ -164,8 +226,38 @@ impl TrafficRequest {
             top,
             sort,
             by,
+            selection: Selection::default(),
+            naming: Naming::ALL,
             names,
         })
+    }
+
+    /// Narrows the request to a filter expression (empty: none) and networks.
+    pub fn with_selection(
+        mut self,
+        filter: Option<&str>,
+        net4: Option<&str>,
+        net6: Option<&str>,
+    ) -> Result<Self, RequestError> {
+        let names = self.names;
+        self.selection = Selection {
+            filter: filter
+                .map(filter::parse)
+                .transpose()
+                .map_err(|source| RequestError::BadFilter {
+                    arg: names.filter,
+                    source,
+                })?
+                .flatten(),
+            net4: net4.map(|n| network(n, false, names.net4)).transpose()?,
+            net6: net6.map(|n| network(n, true, names.net6)).transpose()?,
+        };
+        Ok(self)
+    }
+
+    pub fn with_naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
     }
 }
 
@@ -235,6 +327,57 @@ mod tests {
         );
         let mcp = req(5000, ArgNames::MCP).unwrap_err().to_string();
         assert!(mcp.starts_with("top: 5000 is out of range"), "{mcp}");
+    }
+
+    #[test]
+    fn filters_and_networks_are_checked_and_named() {
+        let req = || {
+            TrafficRequest::new(
+                None,
+                5.0,
+                SampleWindow::CLI_RANGE,
+                10,
+                SortKey::Rx,
+                GroupBy::Host,
+                ArgNames::CLI,
+            )
+            .unwrap()
+        };
+        let r = req()
+            .with_selection(
+                Some("udp and dst port 5201"),
+                Some("10.0.0.0/255.0.0.0"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            r.selection.filter.unwrap().to_pcap(),
+            "udp and dst port 5201"
+        );
+        assert_eq!(r.selection.net4.unwrap().to_string(), "10.0.0.0/8");
+        let e = req()
+            .with_selection(Some("gateway x"), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--filter: "), "{e}");
+        assert!(e.contains("\"gateway\""), "{e}");
+        let e = req()
+            .with_selection(None, Some("fd00::/8"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--net: ") && e.contains("-G"), "{e}");
+        let e = req()
+            .with_selection(None, None, Some("fd00::"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prefix length"), "{e}");
+        assert!(
+            req()
+                .with_selection(Some(" "), None, None)
+                .unwrap()
+                .selection
+                .is_all()
+        );
     }
 
     #[test]

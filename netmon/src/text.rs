@@ -1,5 +1,7 @@
 //! The human view: reads like `iftop -t` (local host on the `=>` line, remote on `<=`), with
-//! iftop's units: rates in bits (b/Kb/Mb) and the cumulative column in bytes, both 1024-based.
+//! iftop's units: rates in bits (b/Kb/Mb; bytes with `-B`) and the cumulative column in bytes,
+//! both 1024-based. Names stand in for addresses and ports where the result has them, as in
+//! iftop; the JSON keeps both.
 
 use crate::interface::InterfaceInfo;
 use crate::report::{Connection, TrafficData};
@@ -8,35 +10,58 @@ use std::fmt::Write as _;
 
 const WIDTH: usize = 92;
 
-fn endpoint(addr: &str, port: Option<u16>) -> String {
+/// How the text is drawn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// Rates in bytes per second (iftop's `-B`) instead of bits.
+    pub rate_bytes: bool,
+}
+
+fn endpoint(addr: &str, name: Option<&str>, port: Option<u16>, service: Option<&str>) -> String {
+    let host = name.unwrap_or(addr);
+    let port = service
+        .map(str::to_string)
+        .or_else(|| port.map(|p| p.to_string()));
     match port {
-        Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
-        Some(p) => format!("{addr}:{p}"),
-        None => addr.to_string(),
+        Some(p) if name.is_none() && addr.contains(':') => format!("[{addr}]:{p}"),
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
     }
 }
 
-fn rate(bps: u64) -> String {
-    iftop_size(bps as f64, true)
+fn rate(bps: u64, style: Style) -> String {
+    if style.rate_bytes {
+        iftop_size(bps as f64 / 8.0, false)
+    } else {
+        iftop_size(bps as f64, true)
+    }
 }
 
 fn bytes(b: u64) -> String {
     iftop_size(b as f64, false)
 }
 
-fn row(out: &mut String, n: Option<usize>, host: &str, arrow: &str, bps: u64, total: u64) {
+fn row(
+    out: &mut String,
+    n: Option<usize>,
+    host: &str,
+    arrow: &str,
+    bps: u64,
+    total: u64,
+    style: Style,
+) {
     let num = n
         .map(|n| format!("{n:>4}"))
         .unwrap_or_else(|| "    ".into());
     let _ = writeln!(
         out,
         "{num} {host:<40} {arrow} {:>10} {:>10}",
-        rate(bps),
+        rate(bps, style),
         bytes(total)
     );
 }
 
-fn connection(out: &mut String, n: usize, c: &Connection) {
+fn connection(out: &mut String, n: usize, c: &Connection, style: Style) {
     let proto = c
         .protocol
         .map(|p| {
@@ -49,19 +74,23 @@ fn connection(out: &mut String, n: usize, c: &Connection) {
             )
         })
         .unwrap_or_default();
-    let local = endpoint(&c.local_addr, c.local_port) + &proto;
-    row(out, Some(n), &local, "=>", c.tx_bps, c.tx_bytes);
-    row(
-        out,
-        None,
-        &endpoint(&c.remote_addr, c.remote_port),
-        "<=",
-        c.rx_bps,
-        c.rx_bytes,
+    let local = endpoint(
+        &c.local_addr,
+        c.local_name.as_deref(),
+        c.local_port,
+        c.local_service.as_deref(),
+    ) + &proto;
+    row(out, Some(n), &local, "=>", c.tx_bps, c.tx_bytes, style);
+    let remote = endpoint(
+        &c.remote_addr,
+        c.remote_name.as_deref(),
+        c.remote_port,
+        c.remote_service.as_deref(),
     );
+    row(out, None, &remote, "<=", c.rx_bps, c.rx_bytes, style);
 }
 
-pub fn traffic(d: &TrafficData) -> String {
+pub fn traffic(d: &TrafficData, style: Style) -> String {
     let t = &d.total_stats;
     let mut out = String::new();
     let _ = writeln!(
@@ -74,6 +103,16 @@ pub fn traffic(d: &TrafficData) -> String {
             .unwrap_or_default(),
         d.host
     );
+    if let Some(f) = &d.filter {
+        let _ = writeln!(out, "Filter: {f}");
+    }
+    if !d.networks.is_empty() {
+        let _ = writeln!(
+            out,
+            "Network: {} (its end on the left)",
+            d.networks.join(", ")
+        );
+    }
     let window = format!("last {:.0}s", t.window_seconds);
     let _ = writeln!(
         out,
@@ -83,10 +122,10 @@ pub fn traffic(d: &TrafficData) -> String {
     let line = "-".repeat(WIDTH);
     let _ = writeln!(out, "{line}");
     for (i, c) in d.top_connections.iter().enumerate() {
-        connection(&mut out, i + 1, c);
+        connection(&mut out, i + 1, c, style);
     }
     let _ = writeln!(out, "{line}");
-    let total = |label: &str, bps: u64| format!("{label:<48} {:>10}\n", rate(bps));
+    let total = |label: &str, bps: u64| format!("{label:<48} {:>10}\n", rate(bps, style));
     out += &total("Total send rate:", t.tx_bps);
     out += &total("Total receive rate:", t.rx_bps);
     out += &total("Total send and receive rate:", t.tx_bps + t.rx_bps);
@@ -106,10 +145,21 @@ pub fn traffic(d: &TrafficData) -> String {
             "Packets (sent/received):", tx, rx
         );
     }
+    if let Some(all) = &d.interface_totals {
+        let _ = writeln!(
+            out,
+            "{:<48} {:>10} {:>10} {:>10}",
+            "Whole interface, unfiltered (sent/received/total):",
+            bytes(all.tx_bytes),
+            bytes(all.rx_bytes),
+            bytes(all.tx_bytes + all.rx_bytes)
+        );
+    }
     let unattributed = |d: &Option<crate::measurement::DirectionDetail>| {
         d.as_ref().map_or(0, |d| d.unattributed_bytes)
     };
-    let lost = unattributed(&t.rx) + unattributed(&t.tx);
+    let whole = d.interface_totals.as_ref().unwrap_or(t);
+    let lost = unattributed(&whole.rx) + unattributed(&whole.tx);
     if lost > 0 {
         let _ = writeln!(
             out,
@@ -125,6 +175,9 @@ pub fn traffic(d: &TrafficData) -> String {
         d.connections_seen,
         d.sort
     );
+    for n in &d.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
     out
 }
 

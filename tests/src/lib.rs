@@ -9,6 +9,7 @@ pub mod sshd;
 pub mod truth;
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -84,6 +85,12 @@ impl VethPair {
         };
         ip(&["netns", "add", &pair.ns_a]);
         ip(&["netns", "add", &pair.ns_b]);
+        for ns in [&pair.ns_a, &pair.ns_b] {
+            // netmon names hosts by reverse DNS by default: in a test's namespaces there is no
+            // DNS server unless the test starts one, so no query ever goes to this machine's
+            // resolver. `ip netns exec` mounts these files over /etc's.
+            pair.etc(ns, "resolv.conf", "# netmon tests: no DNS server here\n");
+        }
         ip(&[
             "link",
             "add",
@@ -148,10 +155,21 @@ impl VethPair {
     }
 }
 
+impl VethPair {
+    /// Writes `/etc/netns/<ns>/<name>`, which `ip netns exec` mounts over `/etc/<name>` for the
+    /// programs it starts in `ns`. Removed with the pair.
+    pub fn etc(&self, ns: &str, name: &str, contents: &str) {
+        let dir = Path::new("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).expect("creating /etc/netns/<ns>");
+        std::fs::write(dir.join(name), contents).expect("writing /etc/netns/<ns>/<file>");
+    }
+}
+
 impl Drop for VethPair {
     fn drop(&mut self) {
         for ns in [&self.ns_a, &self.ns_b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
         }
     }
 }
@@ -303,9 +321,15 @@ pub fn finish_json(mut child: Spawned, mut rest_of_stderr: impl Read) -> serde_j
 
 /// iperf3 server bound to `addr` inside `ns`, one test at a time, stopped on drop.
 pub fn iperf3_server(ns: &str, addr: &str) -> Spawned {
+    iperf3_server_on(ns, addr, 5201)
+}
+
+/// The same on another port.
+pub fn iperf3_server_on(ns: &str, addr: &str, port: u16) -> Spawned {
+    let port = port.to_string();
     let server = Spawned(
         in_ns(ns, "iperf3")
-            .args(["-s", "-B", addr, "-p", "5201"])
+            .args(["-s", "-B", addr, "-p", &port])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -315,7 +339,7 @@ pub fn iperf3_server(ns: &str, addr: &str) -> Spawned {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let out = in_ns(ns, "ss")
-            .args(["-Hltn", "sport = :5201"])
+            .args(["-Hltn", &format!("sport = :{port}")])
             .output()
             .expect("ss");
         if !out.stdout.is_empty() {
@@ -335,9 +359,6 @@ pub fn iperf3_client(ns: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("iperf3 JSON")
 }
 
-/// Names of the programs attached through TCX to `dev` in `ns` (ingress and egress), asked of the
-/// kernel from a thread that enters the namespace. Debian's bpftool 7.1 predates TCX in
-/// `bpftool net`.
 /// Runs `f` on a thread inside network namespace `ns` (threads it starts are in `ns` too), and
 /// returns what it returned.
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -357,6 +378,9 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     .expect("namespace thread")
 }
 
+/// Names of the programs attached through TCX to `dev` in `ns` (ingress and egress), asked of the
+/// kernel from a thread that enters the namespace. Debian's bpftool 7.1 predates TCX in
+/// `bpftool net`.
 pub fn tcx_programs(ns: &str, dev: &str) -> Vec<String> {
     use aya::programs::{SchedClassifier, TcAttachType};
     use std::os::fd::AsRawFd;

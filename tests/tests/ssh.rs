@@ -217,6 +217,98 @@ fn remote_traffic_through_sshd_and_iftop() {
     assert!(!log.contains(PW), "the password is in netmon's log");
 }
 
+/// A filter and a network for an SSH host become iftop's own `-f` and `-F` there, written by
+/// netmon from the parsed expression: with `tcp and dst port 5201` only what B received on its
+/// iperf3 port counts; with A's network, A's end is on the left.
+#[test]
+fn remote_filter_and_network_are_iftops_own() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Remote::new(false);
+    let _iperf = iperf3_server(&r.pair.ns_b, ADDR_B4);
+    let config = r.config("netmon.toml", &r.known_hosts, "");
+    let dev_b = r.pair.dev_b.clone();
+    let plan = json!([
+        {"op": "call", "label": "filtered", "tool": "get_interface_traffic",
+         "args": {"host": "b-root", "iface": dev_b, "sample_seconds": 4,
+                  "filter": "tcp and dst port 5201", "resolve_names": false}},
+        {"op": "wait"},
+        {"op": "call", "label": "network", "tool": "get_interface_traffic",
+         "args": {"host": "b-root", "iface": dev_b, "sample_seconds": 4,
+                  "networks": ["10.200.1.1/32"], "resolve_names": false}},
+    ]);
+    let mut client = r.client(&config, &plan);
+    for label in ["filtered", "network"] {
+        if label == "network" {
+            // The first stream has ended: this window holds the second alone.
+            client.until("waiting", 10 * SECOND);
+            client.go();
+        }
+        client.until("progress", 30 * SECOND);
+        // iftop reports at a tick after the window, and a tick needs a packet (bounded: 40
+        // pings, 8 s).
+        let mut ping = netmon_tests::Spawned(
+            netmon_tests::in_ns(&r.pair.ns_a, "ping")
+                .args(["-c", "40", "-i", "0.2", "-q", ADDR_B4])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("ping"),
+        );
+        // iftop ticks only on a packet that passes its filter, so the stream outlasts the
+        // window (bounded by iperf3's -t).
+        let report = iperf3_client(&r.pair.ns_a, &["-c", ADDR_B4, "-t", "7", "-b", "20M"]);
+        let evs = client.until("result", 30 * SECOND);
+        let _ = ping.0.kill();
+        let res = structured(outcome(&evs, label));
+        assert_eq!(res["success"], true, "{label}: {res:#}");
+        let d = &res["data"];
+        assert_eq!(d["source"], "ssh-iftop");
+        assert!(
+            d.get("interface_totals").is_none(),
+            "iftop counts only what matched"
+        );
+        let notes = d["notes"].to_string();
+        assert!(notes.contains("iftop applied"), "{notes}");
+        let conns = d["top_connections"].as_array().unwrap();
+        let port = u(&report["start"]["connected"][0]["local_port"]);
+        eprintln!("{label}: {conns:#?}");
+        if label == "filtered" {
+            assert_eq!(d["filter"], "tcp and dst port 5201");
+            assert!(!conns.is_empty());
+            for c in conns {
+                assert_eq!(
+                    (&c["local_addr"], &c["local_port"]),
+                    (&json!(ADDR_B4), &json!(5201)),
+                    "{c}"
+                );
+                assert_eq!(u(&c["tx_bytes"]), 0, "B's packets leave from 5201: {c}");
+            }
+            let stream = conns
+                .iter()
+                .find(|c| c["remote_port"] == port)
+                .expect("stream");
+            assert!(
+                u(&stream["rx_bytes"]) > 5_000_000,
+                "4 s of 20 Mbit/s: {stream}"
+            );
+            assert_eq!(u(&d["total_stats"]["tx_bytes"]), 0);
+        } else {
+            assert_eq!(d["networks"], json!(["10.200.1.1/32"]));
+            for c in conns {
+                assert_eq!(c["local_addr"], ADDR_A4, "A's network on the left: {c}");
+            }
+            let stream = conns
+                .iter()
+                .find(|c| c["local_port"] == port && c["remote_port"] == 5201)
+                .expect("stream");
+            assert!(
+                u(&stream["tx_bytes"]) > 5_000_000,
+                "leaving A's network: {stream}"
+            );
+        }
+    }
+    client.until("done", 10 * SECOND);
+}
+
 fn events_last(evs: &[Value]) -> &Value {
     evs.last().expect("events")
 }

@@ -35,6 +35,7 @@ fn run(case: Case) {
             "--json",
             "--top",
             "100",
+            "-P",
         ],
     );
     let stderr = wait_attached(&mut netmon);

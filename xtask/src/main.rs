@@ -30,6 +30,10 @@ const APT_PACKAGES: &[&str] = &[
     "curl",
     "openssh-server",
     "sudo",
+    // A real DNS server for the name tests (the binary only: no service is enabled), and
+    // /etc/services for service names.
+    "dnsmasq-base",
+    "netbase",
     // promtool, to lint the agent's /metrics.
     "prometheus",
     // systemd-analyze, to verify the agent's unit file.

@@ -53,7 +53,7 @@ impl TrafficSource for AgentSource {
         &'a self,
         iface: &'a InterfaceInfo,
         window: Duration,
-        _view: View,
+        _view: &'a View,
         progress: ProgressFn<'a>,
     ) -> BoxFuture<'a, Result<Measurement>> {
         Box::pin(self.answer(iface, window, progress))

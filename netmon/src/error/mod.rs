@@ -18,7 +18,7 @@ pub use agent::AgentError;
 pub use bpf::BpfError;
 pub use config::ConfigError;
 pub use http::HttpError;
-pub use request::{ArgNames, RequestError};
+pub use request::{ArgNames, FilterError, RequestError};
 pub use ssh::SshError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

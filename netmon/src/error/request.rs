@@ -9,6 +9,10 @@ pub struct ArgNames {
     pub top: &'static str,
     /// How to list a host's interfaces.
     pub list: &'static str,
+    pub filter: &'static str,
+    /// The IPv4 and IPv6 networks of iftop's `-F` and `-G`.
+    pub net4: &'static str,
+    pub net6: &'static str,
 }
 
 impl ArgNames {
@@ -17,12 +21,18 @@ impl ArgNames {
         window: "--seconds",
         top: "--top",
         list: "`netmon interfaces`",
+        filter: "--filter",
+        net4: "--net",
+        net6: "--net6",
     };
     pub const MCP: Self = Self {
         iface: "iface",
         window: "sample_seconds",
         top: "top",
         list: "list_network_interfaces",
+        filter: "filter",
+        net4: "networks",
+        net6: "networks",
     };
 }
 
@@ -77,10 +87,37 @@ pub enum RequestError {
         why: &'static str,
     },
 
+    #[error(
+        "{arg}: {source}; netmon filters by host, net, port and portrange (each with src/dst), tcp, udp, icmp, icmp6, sctp, ip, ip6 and proto N, joined with and/or/not and parentheses"
+    )]
+    BadFilter {
+        arg: &'static str,
+        #[source]
+        source: FilterError,
+    },
+
+    #[error("{arg}: {got:?} is not {want}: {reason}")]
+    BadNetwork {
+        arg: &'static str,
+        got: String,
+        want: &'static str,
+        reason: &'static str,
+    },
+
     #[error("invalid arguments for {tool}: {detail}; {usage}")]
     BadArguments {
         tool: &'static str,
         detail: String,
         usage: &'static str,
     },
+}
+
+/// A filter that cannot be used: the word it stopped at, where, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{problem} at {word:?} (word {position} of the expression)")]
+pub struct FilterError {
+    /// 1-based position among the expression's words.
+    pub position: usize,
+    pub word: String,
+    pub problem: String,
 }

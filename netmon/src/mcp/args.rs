@@ -3,7 +3,7 @@
 
 use crate::error::{ArgNames, RequestError};
 use crate::rank::{GroupBy, SortKey};
-use crate::request::{Target, TrafficRequest};
+use crate::request::{Naming, Target, TrafficRequest};
 use crate::secret::Secret;
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
@@ -75,6 +75,28 @@ pub struct TrafficArgs {
     /// protocols merged.
     #[serde(default)]
     pub group_by: GroupBy,
+    /// Only the traffic matching this pcap-style filter, as iftop's -f: host H, net N/len,
+    /// port P, portrange A-B (each with optional src/dst), tcp, udp, icmp, icmp6, sctp, ip, ip6,
+    /// proto N, joined with and/or/not and parentheses; e.g. "udp and dst port 53". total_stats
+    /// then counts only what matched and interface_totals has the interface's totals.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Only traffic crossing these networks' boundary, as iftop's -F (IPv4) and -G (IPv6): at
+    /// most one IPv4 and one IPv6 "N/len"; the end inside the network is then the local one.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Host names for the addresses (local_name/remote_name) from /etc/hosts and reverse DNS,
+    /// waiting at most 0.5 s after the window; false sends no DNS queries (iftop's -n).
+    #[serde(default = "default_true")]
+    pub resolve_names: bool,
+    /// Service names for the ports (local_service/remote_service) from /etc/services, as
+    /// iftop shows them; false for bare ports (iftop's -N).
+    #[serde(default = "default_true")]
+    pub resolve_services: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_host() -> String {
@@ -120,7 +142,7 @@ fn decode<T: DeserializeOwned>(
 }
 
 pub const INTERFACES_USAGE: &str = "arguments are all optional: host (string), port (integer), username (string), password (string)";
-pub const TRAFFIC_USAGE: &str = "arguments: iface (string, required), sample_seconds (number 3–30, default 5), host, port, username, password, top (integer 1–1000, default 10), sort (\"rx\" | \"tx\" | \"total\"), group_by (\"connection\" | \"host\")";
+pub const TRAFFIC_USAGE: &str = "arguments: iface (string, required), sample_seconds (number 3–30, default 5), host, port, username, password, top (integer 1–1000, default 10), sort (\"rx\" | \"tx\" | \"total\" | \"source\" | \"destination\"), group_by (\"connection\" | \"host\"), filter (string, e.g. \"udp and dst port 53\"), networks (array of \"N/len\"), resolve_names (boolean, default true), resolve_services (boolean, default true)";
 
 impl InterfacesArgs {
     pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<Target, RequestError> {
@@ -144,6 +166,29 @@ impl TrafficArgs {
             a.group_by,
             ArgNames::MCP,
         )?;
+        let (mut net4, mut net6) = (None, None);
+        for n in &a.networks {
+            let slot = if n.contains(':') {
+                &mut net6
+            } else {
+                &mut net4
+            };
+            if slot.replace(n.as_str()).is_some() {
+                return Err(RequestError::BadArguments {
+                    tool,
+                    detail: format!(
+                        "networks: {n:?} is a second network of its family; give at most one IPv4 and one IPv6 network, as iftop's -F and -G"
+                    ),
+                    usage: TRAFFIC_USAGE,
+                });
+            }
+        }
+        let req = req
+            .with_selection(a.filter.as_deref(), net4, net6)?
+            .with_naming(Naming {
+                hosts: a.resolve_names,
+                services: a.resolve_services,
+            });
         Ok((Target::new(&a.host, a.port, a.username, a.password), req))
     }
 }
@@ -172,7 +217,20 @@ mod tests {
         assert_eq!(r.top, 10);
         assert_eq!(r.sort, SortKey::Rx);
         assert_eq!(r.by, GroupBy::Connection);
+        assert!(r.selection.is_all());
+        assert_eq!(r.naming, Naming::ALL);
         assert_eq!(r.iface.unwrap().as_str(), "eth0");
+        let (_, r) = traffic(json!({"iface": "eth0", "filter": "udp", "networks": ["fd00::/8", "10.0.0.0/8"], "resolve_names": false})).unwrap();
+        assert_eq!(r.selection.filter.unwrap().to_pcap(), "udp");
+        assert_eq!(r.selection.net6.unwrap().to_string(), "fd00::/8");
+        assert_eq!(r.selection.net4.unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            r.naming,
+            Naming {
+                hosts: false,
+                services: true
+            }
+        );
     }
 
     #[test]
@@ -212,6 +270,22 @@ mod tests {
             (
                 json!({"iface": "eth0", "port": 70000}),
                 "port: invalid value",
+            ),
+            (
+                json!({"iface": "eth0", "filter": "tcp and ether host 1:2:3:4:5:6"}),
+                "filter: netmon filters flows; link-layer (ether) filters are not supported at \"ether\" (word 3",
+            ),
+            (
+                json!({"iface": "eth0", "networks": ["10.0.0.0/8", "192.168.0.0/16"]}),
+                "at most one IPv4 and one IPv6",
+            ),
+            (
+                json!({"iface": "eth0", "networks": ["10.0.0.0"]}),
+                "networks: \"10.0.0.0\" is not an IPv4 network",
+            ),
+            (
+                json!({"iface": "eth0", "resolve_names": "no"}),
+                "resolve_names: invalid type",
             ),
         ];
         for (args, want) in cases {

@@ -134,12 +134,8 @@ mod tests {
             },
             ..Default::default()
         };
-        let view = View {
-            sort: SortKey::Rx,
-            by: GroupBy::Connection,
-            top: 10,
-        };
-        TrafficData::new("localhost", SourceKind::Ebpf, "eth0", m, view)
+        let view = View::all(SortKey::Rx, GroupBy::Connection, 10);
+        TrafficData::new("localhost", SourceKind::Ebpf, "eth0", m, &view)
     }
 
     #[test]

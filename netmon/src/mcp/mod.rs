@@ -21,6 +21,7 @@ pub mod tools;
 
 use crate::config::Config;
 use crate::error::{Error, Result, chain};
+use crate::names::Namer;
 use crate::report::{InterfacesData, Response, TrafficData};
 use crate::request::{Target, TrafficRequest};
 use crate::source::ebpf::{EbpfOptions, EbpfSource};
@@ -57,6 +58,8 @@ struct Shared {
     samples: Semaphore,
     /// Remote hosts and the SSH policy.
     config: Config,
+    /// Host and service names, with one cache for every call.
+    namer: Namer,
 }
 
 /// The MCP handler. Clones share the sources, so every session of an HTTP server and every
@@ -78,6 +81,7 @@ impl NetmonMcp {
                 local,
                 samples: Semaphore::new(MAX_CONCURRENT_SAMPLES),
                 config,
+                namer: Namer::default(),
             }),
             log: log::SessionLog::default(),
             gone: CancellationToken::new(),
@@ -152,7 +156,7 @@ impl NetmonMcp {
             .as_ref()
             .map(|i| i.to_string())
             .unwrap_or_default();
-        let work = collect(source, req, None, &report);
+        let work = collect(source, req, None, &report, &self.shared.namer);
         tokio::pin!(work);
         let data = loop {
             tokio::select! {

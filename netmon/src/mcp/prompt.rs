@@ -69,7 +69,9 @@ pub fn get(req: &GetPromptRequestParams) -> Result<GetPromptResult, McpError> {
          2. Call {GET_TRAFFIC} with iface {iface:?} and sample_seconds 10. Report the totals \
             (tx_rate_avg and rx_rate_avg in Mbps) and the top connections, by received bytes.\n\
          3. Call it again with sort \"tx\", and once with group_by \"host\", to see the heaviest \
-            senders and the busiest host pairs.\n\
+            senders and the busiest host pairs. To look closer at one service or host, add a \
+            filter such as \"tcp port 443\" or \"host 10.0.0.5\": total_stats then counts only \
+            that, and interface_totals keeps the whole interface beside it.\n\
          4. If data.notes or total_stats.rx/tx show unattributed bytes or table-full events, say \
             that some traffic is in the totals but in no connection, and how much.\n\
          5. Summarise in a few lines: the interface's load, the connections or hosts that carry \

@@ -123,8 +123,13 @@ pub fn all() -> Vec<Tool> {
             "Sample one interface for sample_seconds (3–30, default 5) and return what crossed it: \
              data.total_stats has tx_total/rx_total (MB) and tx_rate_avg/rx_rate_avg (Mbps) plus exact \
              byte and packet counts; data.top_connections has the top 10 connections (local and remote \
-             address and port, protocol, bytes and Mbps each way), ordered by received bytes. \
-             Optional: top, sort (rx/tx/total), group_by (connection/host).",
+             address and port, protocol, bytes and Mbps each way, and host and service names beside \
+             the numbers), ordered by received bytes. \
+             Optional: top, sort (rx/tx/total/source/destination), group_by (connection/host), \
+             filter (a pcap-style expression as iftop's -f, e.g. \"udp and dst port 53\": total_stats \
+             then counts only what matched and interface_totals has the whole interface), networks \
+             (iftop's -F/-G: crossing traffic only, the inside end as local), resolve_names and \
+             resolve_services (default true; false sends no DNS queries / shows bare ports).",
             input_schema::<TrafficArgs>(),
         )
         .with_title("Get interface traffic")

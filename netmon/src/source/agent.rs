@@ -8,7 +8,7 @@ use crate::flow::FlowCounters;
 use crate::interface::InterfaceInfo;
 use crate::measurement::{Endpoint, Measurement, Row, Totals};
 use crate::rank::Ranked;
-use crate::report::{InterfacesData, Response, SourceKind, TrafficData, View, tool};
+use crate::report::{InterfacesData, Response, SourceKind, TotalStats, TrafficData, View, tool};
 use crate::secret::Token;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, JsonObject};
@@ -138,7 +138,7 @@ impl AgentClient {
         &self,
         iface: &InterfaceInfo,
         window: Duration,
-        view: View,
+        view: &View,
         progress: ProgressFn<'_>,
     ) -> Result<Measurement, AgentError> {
         let mut args = JsonObject::new();
@@ -153,6 +153,23 @@ impl AgentClient {
             "group_by".into(),
             serde_json::to_value(view.by).unwrap_or_default(),
         );
+        // The agent narrows its own flows (it alone has the interface's totals); names are
+        // added here, like every source's.
+        let sel = &view.selection;
+        if let Some(f) = &sel.filter {
+            args.insert("filter".into(), f.to_pcap().into());
+        }
+        let nets: Vec<serde_json::Value> = sel
+            .net4
+            .iter()
+            .chain(&sel.net6)
+            .map(|n| n.to_string().into())
+            .collect();
+        if !nets.is_empty() {
+            args.insert("networks".into(), nets.into());
+        }
+        args.insert("resolve_names".into(), false.into());
+        args.insert("resolve_services".into(), false.into());
         progress(Progress::Started { window });
         let call = self.call::<TrafficData>(tool::GET_TRAFFIC, args, window + CONNECT_TIMEOUT);
         tokio::pin!(call);
@@ -198,20 +215,24 @@ fn measurement(d: &TrafficData) -> Measurement {
             flows: c.flows,
         })
         .collect();
+    let totals = |t: &TotalStats| Totals {
+        rx_bytes: t.rx_bytes,
+        tx_bytes: t.tx_bytes,
+        rx_packets: t.rx_packets,
+        tx_packets: t.tx_packets,
+        rx: t.rx.clone(),
+        tx: t.tx.clone(),
+    };
     Measurement {
         window_ns: t.window_ns,
-        totals: Totals {
-            rx_bytes: t.rx_bytes,
-            tx_bytes: t.tx_bytes,
-            rx_packets: t.rx_packets,
-            tx_packets: t.tx_packets,
-            rx: t.rx.clone(),
-            tx: t.tx.clone(),
-        },
+        totals: totals(t),
         packets: t.rx_packets.is_some(),
         rows,
         rows_seen: Some(d.connections_seen),
         notes: d.notes.clone(),
+        interface_totals: d.interface_totals.as_ref().map(totals),
+        // The agent was asked for the selection and applied it.
+        selection_applied: true,
     }
 }
 
@@ -232,7 +253,7 @@ impl TrafficSource for AgentClient {
         &'a self,
         iface: &'a InterfaceInfo,
         window: Duration,
-        view: View,
+        view: &'a View,
         progress: ProgressFn<'a>,
     ) -> BoxFuture<'a, Result<Measurement>> {
         Box::pin(async move { Ok(self.traffic(iface, window, view, progress).await?) })
@@ -286,24 +307,20 @@ mod tests {
             flows: vec![(id(1), c(100)), (id(2), c(300)), (id(3), c(200))],
             ..Default::default()
         };
-        let view = View {
-            sort: SortKey::Rx,
-            by: GroupBy::Connection,
-            top: 2,
-        };
+        let view = View::all(SortKey::Rx, GroupBy::Connection, 2);
         let there = TrafficData::new(
             "localhost",
             SourceKind::Ebpf,
             "eth0",
             Measurement::from_sample(&sample).with_note("from history"),
-            view,
+            &view,
         );
         let back = TrafficData::new(
             "node7",
             SourceKind::Agent,
             "eth0",
             measurement(&there),
-            view,
+            &view,
         );
         assert_eq!(back.top_connections, there.top_connections);
         assert_eq!(

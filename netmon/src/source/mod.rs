@@ -18,6 +18,7 @@ pub mod ssh;
 use crate::error::{RequestError, Result};
 use crate::interface::{self, InterfaceInfo};
 use crate::measurement::Measurement;
+use crate::names::Namer;
 use crate::report::{SourceKind, TrafficData, View};
 use crate::request::TrafficRequest;
 use std::future::Future;
@@ -55,7 +56,7 @@ pub trait TrafficSource: Send + Sync {
         &'a self,
         iface: &'a InterfaceInfo,
         window: Duration,
-        view: View,
+        view: &'a View,
         progress: ProgressFn<'a>,
     ) -> BoxFuture<'a, Result<Measurement>>;
 }
@@ -85,12 +86,15 @@ pub fn resolve_iface(
         })
 }
 
-/// Validates the interface, samples it and builds the result data.
+/// Validates the interface, samples it, builds the result data (narrowed to the request's
+/// selection) and names its hosts and ports as the request asks, waiting at most
+/// [`crate::names::BUDGET`] for names.
 pub async fn collect(
     source: &dyn TrafficSource,
     req: &TrafficRequest,
     default_iface: Option<String>,
     progress: ProgressFn<'_>,
+    namer: &Namer,
 ) -> Result<TrafficData> {
     let list = source.interfaces().await?;
     let iface = resolve_iface(req, &list, source.host(), default_iface)?;
@@ -98,15 +102,12 @@ pub async fn collect(
         sort: req.sort,
         by: req.by,
         top: req.top,
+        selection: req.selection.clone(),
     };
     let m = source
-        .sample(&iface, req.window.duration(), view, progress)
+        .sample(&iface, req.window.duration(), &view, progress)
         .await?;
-    Ok(TrafficData::new(
-        source.host(),
-        source.kind(),
-        &iface.name,
-        m,
-        view,
-    ))
+    let mut data = TrafficData::new(source.host(), source.kind(), &iface.name, m, &view);
+    namer.label(&mut data, req.naming).await;
+    Ok(data)
 }

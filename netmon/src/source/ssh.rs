@@ -3,6 +3,7 @@
 
 use super::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use crate::error::{RequestError, Result, SshError};
+use crate::filter::Selection;
 use crate::iftop;
 use crate::interface::{InterfaceInfo, InterfaceKind};
 use crate::measurement::Measurement;
@@ -143,20 +144,40 @@ pub fn parse_ip_output(text: &str) -> Vec<InterfaceInfo> {
 /// stops it as soon as the SSH channel goes away (stdin ends), so a cancelled call leaves
 /// nothing running there. The channel's stdin is kept on fd 3 because a background job's
 /// stdin is /dev/null.
-pub fn iftop_command(iface: &str, window_s: u64, sudo: bool) -> Result<String, RequestError> {
+///
+/// A selection goes to iftop's own `-f`, `-F` and `-G`, written from the parsed filter (only
+/// words of the subset, addresses and numbers) and quoted, so nothing else reaches the shell.
+pub fn iftop_command(
+    iface: &str,
+    window_s: u64,
+    sudo: bool,
+    selection: &Selection,
+) -> Result<String, RequestError> {
     let quoted = shlex::try_quote(iface).map_err(|_| RequestError::InvalidInterfaceName {
         arg: "iface",
         name: iface.to_string(),
         reason: "it cannot be quoted for a shell",
     })?;
     let sudo = if sudo { "sudo -n " } else { "" };
+    let mut narrow = String::new();
+    if let Some(f) = &selection.filter {
+        // The rendering has no quote or NUL, so quoting cannot fail.
+        let pcap = f.to_pcap();
+        narrow += &format!(" -f {}", shlex::try_quote(&pcap).unwrap_or_default());
+    }
+    if let Some(n) = &selection.net4 {
+        narrow += &format!(" -F {n}");
+    }
+    if let Some(n) = &selection.net6 {
+        narrow += &format!(" -G {n}");
+    }
     Ok(format!(
         "export LC_ALL=C; \
          IFTOP=$(command -v iftop 2>/dev/null); \
          [ -f \"$IFTOP\" ] && [ -x \"$IFTOP\" ] || IFTOP=/usr/sbin/iftop; \
          [ -f \"$IFTOP\" ] && [ -x \"$IFTOP\" ] || {{ echo 'netmon: iftop: not found' >&2; exit 127; }}; \
          exec 3<&0; \
-         timeout -k 1 {limit} {sudo}stdbuf -oL \"$IFTOP\" -t -s {window_s} -n -N -P -B -L {IFTOP_LINES} -i {quoted} </dev/null & p=$!; \
+         timeout -k 1 {limit} {sudo}stdbuf -oL \"$IFTOP\" -t -s {window_s} -n -N -P -B -L {IFTOP_LINES}{narrow} -i {quoted} </dev/null & p=$!; \
          ( exec >/dev/null 2>&1; cat <&3; kill $p ) & \
          wait $p",
         limit = window_s + IFTOP_GRACE,
@@ -212,10 +233,10 @@ impl TrafficSource for SshSource {
         &'a self,
         iface: &'a InterfaceInfo,
         window: Duration,
-        _view: View,
+        view: &'a View,
         progress: ProgressFn<'a>,
     ) -> BoxFuture<'a, Result<Measurement>> {
-        Box::pin(self.run_iftop(iface, window, progress))
+        Box::pin(self.run_iftop(iface, window, &view.selection, progress))
     }
 }
 
@@ -245,11 +266,33 @@ impl SshSource {
         &self,
         iface: &InterfaceInfo,
         window: Duration,
+        selection: &Selection,
         progress: ProgressFn<'_>,
     ) -> Result<Measurement> {
         // iftop's -s takes whole seconds.
         let secs = window.as_secs_f64().ceil().max(1.0) as u64;
-        let cmd = iftop_command(&iface.name, secs, self.sudo)?;
+        let cmd = iftop_command(&iface.name, secs, self.sudo, selection)?;
+        let m = self.iftop(iface, &cmd, secs, progress).await?;
+        if selection.is_all() {
+            return Ok(m);
+        }
+        Ok(Measurement {
+            selection_applied: true,
+            ..m
+        }
+        .with_note(format!(
+            "iftop applied {} itself, so it counted only the matching packets: the interface's unfiltered totals are not known on this path",
+            selection.describe()
+        )))
+    }
+
+    async fn iftop(
+        &self,
+        iface: &InterfaceInfo,
+        cmd: &str,
+        secs: u64,
+        progress: ProgressFn<'_>,
+    ) -> Result<Measurement> {
         let session = self.session().await?;
         let deadline = Instant::now() + Duration::from_secs(secs + IFTOP_GRACE + 2);
         let window_secs = Duration::from_secs(secs);
@@ -259,7 +302,7 @@ impl SshSource {
         let mut closed: Option<Instant> = None;
         let mut seen = String::new();
         let out = {
-            let run = session.exec(&cmd, deadline, |chunk, at| {
+            let run = session.exec(cmd, deadline, |chunk, at| {
                 // Look at the new text and the few bytes before it (a marker may straddle
                 // chunks), not at all the output again.
                 let from = seen.len().saturating_sub(16);
@@ -377,15 +420,32 @@ mod tests {
 
     #[test]
     fn the_interface_is_quoted_and_iftop_bounded() {
-        let c = iftop_command("eth0", 5, false).unwrap();
+        let all = Selection::default();
+        let c = iftop_command("eth0", 5, false, &all).unwrap();
         assert!(
             c.contains("timeout -k 1 8 stdbuf -oL \"$IFTOP\" -t -s 5"),
             "{c}"
         );
         assert!(c.contains("-i eth0 </dev/null & p=$!"), "{c}");
-        let c = iftop_command("a b", 5, true).unwrap();
+        let c = iftop_command("a b", 5, true, &all).unwrap();
         assert!(
             c.contains("sudo -n stdbuf") && c.contains("-i 'a b' </dev/null &"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn a_selection_becomes_iftops_own_flags_quoted() {
+        let sel = Selection {
+            filter: crate::filter::parse("udp and (dst port 5201 or src net 10.0.0.0/8)").unwrap(),
+            net4: crate::filter::Net::parse("10.0.0.0/8"),
+            net6: crate::filter::Net::parse("fd00::/8"),
+        };
+        let c = iftop_command("eth0", 5, false, &sel).unwrap();
+        assert!(
+            c.contains(
+                "-L 500 -f 'udp and (dst port 5201 or src net 10.0.0.0/8)' -F 10.0.0.0/8 -G fd00::/8 -i eth0 "
+            ),
             "{c}"
         );
     }

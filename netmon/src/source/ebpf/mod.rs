@@ -502,7 +502,7 @@ impl TrafficSource for EbpfSource {
         &'a self,
         iface: &'a InterfaceInfo,
         window: Duration,
-        _view: View,
+        _view: &'a View,
         progress: ProgressFn<'a>,
     ) -> BoxFuture<'a, Result<Measurement>> {
         Box::pin(async move {

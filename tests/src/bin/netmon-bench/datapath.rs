@@ -196,6 +196,10 @@ impl Bench<'_> {
                 "-s",
                 &window,
                 "--json",
+                // One row per connection, no names: the data flow alone, nothing after the
+                // window.
+                "-P",
+                "-n",
                 "--sort",
                 "tx",
                 "-n",
