@@ -2,7 +2,7 @@
 //! go to stderr; an error exits with status 2.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use netmon::agent::http::ServeOptions as AgentPort;
 use netmon::agent::{Agent, AgentFlags, AgentOptions};
 use netmon::config::load;
@@ -49,6 +49,35 @@ enum Command {
     /// Stay attached: Prometheus metrics on /metrics, /health, and MCP on /mcp (answered from
     /// the rolling history), every tick.
     Agent(AgentArgs),
+    /// Print shell completions to stdout, e.g. `netmon completions bash >
+    /// /usr/share/bash-completion/completions/netmon`.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Shells netmon writes completions for.
+#[derive(Clone, Copy, ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl From<CompletionShell> for clap_complete::Shell {
+    fn from(s: CompletionShell) -> Self {
+        match s {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }
 
 /// The top list's order.
@@ -416,6 +445,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Serve(f) => serve(f).await?,
         Command::Agent(a) => agent(a).await?,
+        Command::Completions { shell } => {
+            let shell: clap_complete::Shell = shell.into();
+            clap_complete::generate(shell, &mut Cli::command(), "netmon", &mut std::io::stdout());
+        }
+        Command::Man { out: None } => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .context("writing the man page")?,
+        Command::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+        }
     }
     Ok(())
 }

@@ -213,6 +213,10 @@ impl Metrics {
         ))
         .expect("valid metric");
         capacity.set(i64::from(table_capacity));
+        // Zero from the start, so rate() and dashboards see "none" rather than no series.
+        for reason in [EvictReason::Idle, EvictReason::Pressure] {
+            m.evictions.with_label_values(&[reason.label()]);
+        }
         for c in [
             Box::new(m.collections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.last_collection.clone()),

@@ -344,3 +344,147 @@ fn a_real_prometheus_stores_the_kernels_counts() {
     );
     assert!(sent > 10_000_000, "{sent}");
 }
+
+/// A PromQL instant query's whole answer: `(status, result)`.
+fn promql_result(ns: &str, query: &str) -> (String, Vec<Value>) {
+    let q = format!("query={query}");
+    let url = format!("http://{PROMETHEUS}/api/v1/query");
+    let (_, body) = curl(ns, &["-G", &url, "--data-urlencode", &q]);
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let status = v["status"].as_str().unwrap_or("?").to_string();
+    if status != "success" {
+        return (format!("{status}: {}", v["error"]), Vec::new());
+    }
+    (
+        status,
+        v["data"]["result"].as_array().cloned().unwrap_or_default(),
+    )
+}
+
+/// The dashboard as a Grafana dashboard model: schema version, a Prometheus datasource variable,
+/// panels with unique ids on the 24-column grid, every query on that datasource, and no
+/// variable used that is not defined.
+fn check_dashboard_model(d: &Value) -> Vec<String> {
+    assert!(
+        d["schemaVersion"].as_u64().unwrap_or(0) >= 36,
+        "schemaVersion"
+    );
+    assert!(d["title"].is_string() && d["uid"].is_string());
+    let vars = d["templating"]["list"].as_array().expect("templating.list");
+    let names: Vec<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert!(
+        vars.iter().any(|v| v["type"] == "datasource"
+            && v["query"] == "prometheus"
+            && v["name"] == "datasource"),
+        "a Prometheus datasource variable: {vars:#?}"
+    );
+    let panels = d["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty());
+    let mut ids = std::collections::HashSet::new();
+    let mut exprs = Vec::new();
+    for p in panels {
+        let id = p["id"].as_u64().expect("panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
+        let g = &p["gridPos"];
+        let (x, w) = (g["x"].as_u64().unwrap(), g["w"].as_u64().unwrap());
+        assert!(
+            x + w <= 24 && g["h"].as_u64().unwrap() > 0,
+            "gridPos of {id}: {g}"
+        );
+        assert!(g["y"].is_u64(), "gridPos.y of {id}");
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "panel {id}");
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {id} has no query");
+        for t in targets {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "panel {id}");
+            let e = t["expr"].as_str().expect("expr").to_string();
+            for var in e.split('$').skip(1) {
+                let name: String = var
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    names.contains(&name.as_str()) || name.starts_with("__"),
+                    "panel {id} uses ${name}, which is not defined"
+                );
+            }
+            exprs.push(e);
+        }
+    }
+    exprs
+}
+
+/// The Grafana dashboard (`netmon/deploy/grafana-dashboard.json`) loads as a dashboard model, and
+/// every PromQL expression in it, its variables' queries included, returns series from a real
+/// Prometheus scraping a live agent (flow series on) while UDP and ping traffic flow.
+#[test]
+fn every_dashboard_query_returns_data_from_a_real_prometheus() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../netmon/deploy/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("the dashboard");
+    let dash: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let exprs = check_dashboard_model(&dash);
+
+    let pair = VethPair::new(false);
+    let agent = start_agent(
+        &pair.ns_a,
+        &["-i", &pair.dev_a, "--tick", "1", "--flow-series", "5"],
+    );
+    wait_collections(&pair.ns_a, &agent, 0, 1);
+    let _prom = start_prometheus(&pair.ns_a, &agent.addr);
+    let _server = netmon_tests::iperf3_server(&pair.ns_b, ADDR_B4);
+    let ns = pair.ns_a.clone();
+    // Bounded: 18 s of 2 Mbit/s, past the 15 s wait and the queries.
+    let traffic = std::thread::spawn(move || {
+        netmon_tests::iperf3_client(&ns, &["-c", ADDR_B4, "-u", "-b", "2M", "-t", "18"])
+    });
+    let mut ping = Spawned(
+        in_ns(&pair.ns_a, "ping")
+            .args(["-q", "-c", "100", "-i", "0.25", ADDR_B4])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ping"),
+    );
+    // Enough scrapes for a 10 s rate interval, and flows in the agent's 10 s window.
+    std::thread::sleep(Duration::from_secs(15));
+
+    let vars = |e: &str| {
+        e.replace("$__rate_interval", "10s")
+            .replace("$instance", ".*")
+            .replace("$interface", &pair.dev_a)
+    };
+    let mut failed = Vec::new();
+    // The variables' own queries, as Grafana runs them: label values of a series.
+    let interfaces = promql_result(
+        &pair.ns_a,
+        "group by (interface) (netmon_interface_up{instance=~\".*\"})",
+    )
+    .1;
+    assert!(
+        interfaces
+            .iter()
+            .any(|s| s["metric"]["interface"] == pair.dev_a.as_str()),
+        "the interface variable lists {}: {interfaces:?}",
+        pair.dev_a
+    );
+    assert!(
+        !promql_result(&pair.ns_a, "group by (instance) (netmon_up)")
+            .1
+            .is_empty()
+    );
+    for e in &exprs {
+        let q = vars(e);
+        let (status, result) = promql_result(&pair.ns_a, &q);
+        eprintln!("{:>3} series  {q}", result.len());
+        if status != "success" || result.is_empty() {
+            failed.push(format!("{status}, {} series: {q}", result.len()));
+        }
+    }
+    let _ = ping.0.kill();
+    traffic.join().expect("iperf3");
+    assert!(
+        failed.is_empty(),
+        "queries without data:\n{}",
+        failed.join("\n")
+    );
+}

@@ -39,10 +39,11 @@ impl Drop for Container {
 }
 
 fn build_image() -> Image {
-    let bin = root().join("target/x86_64-unknown-linux-musl/debug/netmon");
+    // The static binary `cargo xtask dist` (run by `cargo xtask test`) ships.
+    let bin = root().join("target/x86_64-unknown-linux-musl/release/netmon");
     assert!(
         bin.exists(),
-        "{} missing: `cargo xtask test` builds it (cargo build -p netmon --target x86_64-unknown-linux-musl)",
+        "{} missing: `cargo xtask test` builds it (cargo xtask dist)",
         bin.display()
     );
     let ctx = std::env::temp_dir().join(unique("nmimg"));

@@ -1,58 +1,17 @@
-//! `cargo xtask setup | build | run -- ARGS | test | bench`: everything a fresh Debian machine
-//! needs, installed only when missing, then netmon built, run, tested or measured.
+//! `cargo xtask setup | build | run -- ARGS | dist | image | test | bench`: what each needs,
+//! installed only when missing ([`setup`]), then netmon built, run, packed ([`dist`]), tested or
+//! measured.
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Toolchain that builds the kernel crate (aya-build runs `rustup run nightly`, `-Z build-std`).
-const BPF_TOOLCHAIN: &str = "nightly";
-/// bpf-linker must be built against the LLVM the nightly rustc uses (22 on these machines).
-const LLVM_MAJOR: &str = "22";
-const BPF_LINKER_VERSION: &str = "0.13";
+mod dist;
+mod setup;
+
 /// Builds only for the BPF target (netmon's build.rs does that); host clippy/test skip it.
 const KERNEL_CRATE: &str = "netmon-ebpf";
-
-/// Debian packages: LLVM for bpf-linker, and the real peers the tests drive.
-const APT_PACKAGES: &[&str] = &[
-    "llvm-22-dev",
-    "libpolly-22-dev",
-    "libzstd-dev",
-    "zlib1g-dev",
-    "iproute2",
-    "iputils-ping",
-    "ethtool",
-    "iperf3",
-    "iftop",
-    "bpftool",
-    "util-linux",
-    "curl",
-    "openssh-server",
-    "sudo",
-    // A real DNS server for the name tests (the binary only: no service is enabled), and
-    // /etc/services for service names.
-    "dnsmasq-base",
-    "netbase",
-    // promtool, to lint the agent's /metrics.
-    "prometheus",
-    // systemd-analyze, to verify the agent's unit file.
-    "systemd",
-    // The agent's image: a static musl build, built and run with podman and runc.
-    "musl-tools",
-    "podman",
-    "runc",
-];
-
-/// Target of the static binary the agent's image holds.
-const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
-
-/// The real MCP clients the tests drive, pinned: the Python SDK from PyPI and the Inspector CLI
-/// from npm (0.15.x is the line that runs on Node 20).
-const MCP_PYTHON_SDK: &str = "mcp==2.3.0";
-const MCP_INSPECTOR: &str = "@modelcontextprotocol/inspector@0.15.0";
-/// Offline Kubernetes schema validation (bundled schemas), for the agent's DaemonSet.
-const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -63,17 +22,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing (apt packages, nightly rust-src, bpf-linker); skip what is present.
-    Setup,
+    /// Install what building and running need (LLVM and iproute2, nightly rust-src,
+    /// bpf-linker); with --all, also what packaging and the tests need. Skips what is present.
+    Setup {
+        #[arg(long)]
+        all: bool,
+    },
     /// Set up, then build netmon (release).
-    Build,
+    Build {
+        /// Show the kernel crate's build (quiet unless it fails).
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Set up, build, and run `netmon ARGS` as root (through sudo when not root).
     Run {
+        /// Show the kernel crate's build (quiet unless it fails).
+        #[arg(long, short)]
+        verbose: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up (plus the MCP test clients), then fmt check, clippy, and every test (privileged
-    /// ones included) as root.
+    /// Build the static (musl) netmon and pack it, with the deploy files, completions and man
+    /// pages, into target/dist/*.tar.gz and a .deb.
+    Dist,
+    /// Build the agent's image (localhost/netmon:VERSION and :latest) with podman.
+    Image,
+    /// Set up everything (test peers and MCP clients included), then fmt check, clippy, the
+    /// packages, and every test (privileged ones included) as root.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -89,7 +64,7 @@ enum Cmd {
     },
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc_geteuid() == 0 }
 }
@@ -99,7 +74,7 @@ unsafe extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
@@ -108,201 +83,21 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn output(cmd: &mut Command) -> Option<String> {
+pub(crate) fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn apt_missing() -> Vec<&'static str> {
-    APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
-                .is_some_and(|s| s.contains("install ok installed"))
-        })
-        .collect()
-}
-
-fn setup() -> Result<()> {
-    let missing = apt_missing();
-    if missing.is_empty() {
-        eprintln!("xtask: apt packages present: {}", APT_PACKAGES.join(" "));
-    } else {
-        if !is_root() {
-            bail!(
-                "missing Debian packages: {}; run `cargo xtask setup` as root, or `sudo apt-get install -y {}`",
-                missing.join(" "),
-                missing.join(" ")
-            );
-        }
-        eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
-        run(Command::new("apt-get").args(["update", "-q"]))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    }
-
-    let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
-    if toolchains.lines().any(|l| l.starts_with(BPF_TOOLCHAIN)) {
-        eprintln!("xtask: rust toolchain {BPF_TOOLCHAIN} present");
-    } else {
-        eprintln!("xtask: installing rust toolchain {BPF_TOOLCHAIN}");
-        run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            BPF_TOOLCHAIN,
-            "--profile",
-            "minimal",
-        ]))?;
-    }
-    let components = output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        BPF_TOOLCHAIN,
-    ]))
-    .unwrap_or_default();
-    if components.lines().any(|l| l.starts_with("rust-src")) {
-        eprintln!("xtask: rust-src for {BPF_TOOLCHAIN} present");
-    } else {
-        eprintln!("xtask: installing rust-src for {BPF_TOOLCHAIN}");
-        run(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            BPF_TOOLCHAIN,
-        ]))?;
-    }
-
-    let targets =
-        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    if targets.lines().any(|l| l.trim() == MUSL_TARGET) {
-        eprintln!("xtask: rust target {MUSL_TARGET} present");
-    } else {
-        eprintln!("xtask: installing rust target {MUSL_TARGET}");
-        run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
-    }
-
-    let linker = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
-    if linker.contains(&format!("bpf-linker {BPF_LINKER_VERSION}")) {
-        eprintln!("xtask: {} present", linker.trim());
-    } else {
-        eprintln!(
-            "xtask: installing bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about 2 minutes)"
-        );
-        run(Command::new("cargo")
-            .args([
-                "install",
-                "bpf-linker",
-                "--locked",
-                "--version",
-                &format!("~{BPF_LINKER_VERSION}"),
-            ])
-            .args([
-                "--no-default-features",
-                "--features",
-                &format!("llvm-{LLVM_MAJOR}"),
-            ])
-            // Without it bpf-linker looks for libLLVM in /usr and fails with "-lLLVM not found".
-            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}")))?;
-    }
-    Ok(())
-}
-
-/// Where the test clients live; the tests read the same variable.
-fn clients_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("NETMON_TEST_CLIENTS") {
-        return d.into();
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/netmon-test-clients")
-}
-
-/// Installs the Python `mcp` SDK into a venv and the MCP Inspector CLI into an npm prefix, each
-/// only when the pinned version is not already there.
-fn setup_test_clients() -> Result<PathBuf> {
-    let dir = clients_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let venv = dir.join("venv");
-    let python = venv.join("bin/python");
-    let (name, version) = MCP_PYTHON_SDK
-        .split_once("==")
-        .unwrap_or((MCP_PYTHON_SDK, ""));
-    let check = format!(
-        "import importlib.metadata as m, sys; sys.exit(m.version('{name}') != '{version}')"
-    );
-    if output(Command::new(&python).args(["-c", &check])).is_some() {
-        eprintln!(
-            "xtask: Python {MCP_PYTHON_SDK} present in {}",
-            venv.display()
-        );
-    } else {
-        eprintln!(
-            "xtask: installing Python {MCP_PYTHON_SDK} into {}",
-            venv.display()
-        );
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("creating a Python venv (on Debian: apt-get install python3-venv)")?;
-        run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            MCP_PYTHON_SDK,
-        ]))?;
-    }
-
-    let (name, version) = KUBERNETES_VALIDATE
-        .split_once("==")
-        .unwrap_or((KUBERNETES_VALIDATE, ""));
-    let check = format!(
-        "import importlib.metadata as m, sys; sys.exit(m.version('{name}') != '{version}')"
-    );
-    if output(Command::new(&python).args(["-c", &check])).is_some() {
-        eprintln!("xtask: Python {KUBERNETES_VALIDATE} present");
-    } else {
-        eprintln!("xtask: installing Python {KUBERNETES_VALIDATE}");
-        run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            KUBERNETES_VALIDATE,
-        ]))?;
-    }
-
-    let npm = dir.join("npm");
-    let (pkg, want) = MCP_INSPECTOR
-        .rsplit_once('@')
-        .unwrap_or((MCP_INSPECTOR, ""));
-    let manifest = npm.join("node_modules").join(pkg).join("package.json");
-    let have = std::fs::read_to_string(&manifest).unwrap_or_default();
-    if have.contains(&format!("\"version\": \"{want}\"")) {
-        eprintln!("xtask: {MCP_INSPECTOR} present in {}", npm.display());
-    } else {
-        eprintln!("xtask: installing {MCP_INSPECTOR} into {}", npm.display());
-        std::fs::create_dir_all(&npm)?;
-        run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&npm)
-            .arg(MCP_INSPECTOR))
-        .context("installing the MCP Inspector with npm (needs Node.js 20 and npm)")?;
-    }
-    Ok(dir)
-}
-
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
     c
@@ -321,25 +116,52 @@ fn privileged(program: &Path, args: &[String]) -> Command {
     }
 }
 
+/// The release build; `verbose` shows the kernel crate's inner build.
+fn build_release(verbose: bool) -> Result<()> {
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "netmon"]);
+    if verbose {
+        c.env("NETMON_BUILD_VERBOSE", "1");
+    }
+    run(&mut c)
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Setup => setup(),
-        Cmd::Build => {
-            setup()?;
-            run(cargo().args(["build", "--release", "-p", "netmon"]))
+        Cmd::Setup { all } => {
+            setup::build()?;
+            if all {
+                setup::dist()?;
+                setup::test()?;
+            }
+            Ok(())
         }
-        Cmd::Run { args } => {
-            setup()?;
-            run(cargo().args(["build", "--release", "-p", "netmon"]))?;
+        Cmd::Build { verbose } => {
+            setup::build()?;
+            build_release(verbose)
+        }
+        Cmd::Run { verbose, args } => {
+            setup::build()?;
+            build_release(verbose)?;
             let bin = workspace_root().join("target/release/netmon");
             let status = privileged(&bin, &args)
                 .status()
                 .with_context(|| format!("starting {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
         }
+        Cmd::Dist => {
+            setup::build()?;
+            setup::dist()?;
+            dist::dist()
+        }
+        Cmd::Image => {
+            setup::build()?;
+            setup::dist()?;
+            dist::image()
+        }
         Cmd::Bench { args } => {
-            setup()?;
-            let clients = setup_test_clients()?;
+            setup::build()?;
+            let clients = setup::test()?;
             run(cargo().args([
                 "build",
                 "--release",
@@ -386,8 +208,9 @@ fn main() -> Result<()> {
             run(&mut c)
         }
         Cmd::Test { args } => {
-            setup()?;
-            let clients = setup_test_clients()?;
+            setup::build()?;
+            setup::dist()?;
+            let clients = setup::test()?;
             run(cargo().args(["fmt", "--all", "--check"]))?;
             run(cargo().args([
                 "clippy",
@@ -399,10 +222,11 @@ fn main() -> Result<()> {
                 "-D",
                 "warnings",
             ]))?;
-            // The integration tests run target/debug/netmon, which `cargo test` does not build,
-            // and put the static one in the agent's image.
+            // The integration tests run target/debug/netmon, which `cargo test` does not build;
+            // the package tests check what `dist` makes, and the agent's image holds its static
+            // binary.
             run(cargo().args(["build", "-p", "netmon"]))?;
-            run(cargo().args(["build", "-p", "netmon", "--target", MUSL_TARGET]))?;
+            dist::dist()?;
             let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut test_args = vec![
                 "test".to_string(),
