@@ -39,6 +39,8 @@
 //! - [`agent`]: always attached, collecting every tick and evicting idle flows; /metrics,
 //!   /health and /mcp (answered from its history) over HTTP.
 //! - [`metrics`]: the agent's Prometheus series (the `prometheus` crate's text format).
+//! - [`top`]: `netmon top`, iftop's live screen over an agent watching one interface (its
+//!   state, rows and view are pure; the terminal is the edge).
 //! - [`http`]: binding and serving an HTTP router until shutdown, for both of the above.
 //!
 //! Imports go one way: the core imports no edge, [`source`] imports no server, and the agent
@@ -66,6 +68,7 @@ pub mod source;
 pub mod ssh;
 pub mod text;
 pub mod tick;
+pub mod top;
 pub mod units;
 pub mod window;
 

@@ -12,9 +12,10 @@ use netmon::mcp::{self, Transport, http};
 use netmon::names::Namer;
 use netmon::rank::{GroupBy, SortKey};
 use netmon::report::{InterfacesData, Response, TrafficData};
-use netmon::request::{Naming, SampleWindow, TrafficRequest};
+use netmon::request::{IfaceName, Naming, SampleWindow, TrafficRequest};
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon::source::{Progress, collect};
+use netmon::top::state::SortBy;
 use netmon::{host, text};
 use netmon_common::DEFAULT_FLOW_CAPACITY;
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ enum Command {
     },
     /// Sample one interface: totals and the top connections, like `iftop -t -s N`.
     Traffic(TrafficFlags),
+    /// iftop's live screen: the top connections with 2 s, 10 s and 40 s rates and bars, and the
+    /// interface's totals, refreshed every second (keys as iftop's; h lists them).
+    Top(TopFlags),
     /// Serve the MCP tools list_network_interfaces and get_interface_traffic: over stdio by
     /// default, or Streamable HTTP at /mcp with --http.
     Serve(ServeFlags),
@@ -204,6 +208,47 @@ struct TrafficFlags {
     table_capacity: u32,
 }
 
+/// `netmon top`'s flags: iftop's where iftop has them.
+#[derive(clap::Args)]
+struct TopFlags {
+    /// Interface to watch; default: the interface of the default route.
+    #[arg(long, short = 'i')]
+    iface: Option<String>,
+    /// Only traffic matching this pcap-style filter, like iftop -f (the f key changes it).
+    #[arg(long, short = 'f', value_name = "EXPR")]
+    filter: Option<String>,
+    /// Only traffic crossing this IPv4 network, the end inside it on the left (iftop -F).
+    #[arg(long = "net", short = 'F', value_name = "NET/LEN")]
+    net4: Option<String>,
+    /// The same for an IPv6 network (iftop -G).
+    #[arg(long = "net6", short = 'G', value_name = "NET6/LEN")]
+    net6: Option<String>,
+    /// No host names, no DNS queries (iftop -n; the n key toggles).
+    #[arg(long = "no-dns", short = 'n')]
+    no_dns: bool,
+    /// No service names (iftop -N; the N key toggles).
+    #[arg(long = "no-services", short = 'N')]
+    no_services: bool,
+    /// Show ports: one row per connection (iftop -P; the p key toggles).
+    #[arg(long = "ports", short = 'P')]
+    ports: bool,
+    /// Rates in bytes per second (iftop -B).
+    #[arg(long = "bytes", short = 'B')]
+    bytes: bool,
+    /// No bars (iftop -b; the b key toggles).
+    #[arg(long = "no-bars", short = 'b')]
+    no_bars: bool,
+    /// Top of the scale in bits per second, e.g. 100M or 1G (iftop -m); default: the peak seen.
+    #[arg(long = "max-scale", short = 'm', value_name = "LIMIT")]
+    max_scale: Option<String>,
+    /// Order like iftop -o: 2s, 10s, 40s, source or destination (keys 1 2 3 < >).
+    #[arg(short = 'o', value_enum, value_name = "ORDER")]
+    order: Option<Order>,
+    /// Entries in each kernel flow table (IPv4, IPv6).
+    #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
+    table_capacity: u32,
+}
+
 #[derive(clap::Args)]
 struct ServeFlags {
     /// Serve Streamable HTTP on ADDR instead of stdio (default 127.0.0.1:8765). Anything but
@@ -360,6 +405,70 @@ async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
     })
 }
 
+/// `netmon top`: flags into the screen's first state; the interface is checked before the
+/// classifier loads.
+async fn top(f: TopFlags) -> anyhow::Result<()> {
+    let list = host::list()?;
+    let name = match f.iface {
+        Some(n) => IfaceName::parse(&n, "--iface")?.as_str().to_string(),
+        None => host::default_interface().context(
+            "no default route to pick an interface from; choose one with --iface (`netmon interfaces` lists them)",
+        )?,
+    };
+    let iface = list
+        .iter()
+        .find(|i| i.name == name)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "interface {name:?} does not exist here; interfaces: {} (`netmon interfaces` shows them)",
+                netmon::interface::names(&list)
+            )
+        })?;
+    let request = TrafficRequest::new(
+        Some(&iface.name),
+        1.0,
+        SampleWindow::CLI_RANGE,
+        1,
+        SortKey::Rx,
+        GroupBy::Host,
+        ArgNames::CLI,
+    )?
+    .with_selection(f.filter.as_deref(), f.net4.as_deref(), f.net6.as_deref())?;
+    let state = netmon::top::state::State {
+        names: !f.no_dns,
+        services: !f.no_services,
+        source_port: f.ports,
+        destination_port: f.ports,
+        rate_bytes: f.bytes,
+        bars: !f.no_bars,
+        scale_max: f
+            .max_scale
+            .as_deref()
+            .map(|m| netmon::request::bandwidth(m, "--max-scale"))
+            .transpose()?,
+        sort: match f.order {
+            None | Some(Order::TwoS) => SortBy::Column(0),
+            Some(Order::TenS) => SortBy::Column(1),
+            Some(Order::FortyS) => SortBy::Column(2),
+            Some(Order::Source) => SortBy::Source,
+            Some(Order::Destination) => SortBy::Destination,
+        },
+        selection: request.selection,
+        ..Default::default()
+    };
+    let opts = AgentOptions::new(&AgentFlags {
+        ifaces: vec![iface.name.clone()],
+        active_only: false,
+        tick_seconds: 1.0,
+        table_capacity: f.table_capacity,
+        evict_idle_seconds: netmon::agent::DEFAULT_EVICT_IDLE.as_secs_f64(),
+        flow_series: 0,
+    })?;
+    netmon::top::run(iface, state, opts).await?;
+    Ok(())
+}
+
 async fn serve(f: ServeFlags) -> anyhow::Result<()> {
     let ebpf = EbpfOptions::new(f.table_capacity)?;
     let config = load::from_flag_or_env(f.config.as_deref())?;
@@ -443,6 +552,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return Err(e.into());
             }
         },
+        Command::Top(f) => top(f).await?,
         Command::Serve(f) => serve(f).await?,
         Command::Agent(a) => agent(a).await?,
         Command::Completions { shell } => {

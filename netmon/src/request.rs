@@ -181,6 +181,27 @@ pub fn network(text: &str, want_v6: bool, arg: &'static str) -> Result<Net, Requ
     Ok(net)
 }
 
+/// A bandwidth such as iftop's `-m` takes: a number of bits per second with an optional K, M or
+/// G (powers of 1000), e.g. `100M`.
+pub fn bandwidth(text: &str, arg: &'static str) -> Result<f64, RequestError> {
+    let t = text.trim();
+    let (digits, factor) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1e3),
+        Some('M') => (&t[..t.len() - 1], 1e6),
+        Some('G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    match digits.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * factor),
+        _ => Err(RequestError::OutOfRange {
+            arg,
+            got: text.to_string(),
+            range: "a positive number of bits per second, with K, M or G (e.g. 100M)".into(),
+            why: "",
+        }),
+    }
+}
+
 /// One validated request for traffic on one interface.
 #[derive(Clone, Debug)]
 pub struct TrafficRequest {
@@ -378,6 +399,17 @@ mod tests {
                 .selection
                 .is_all()
         );
+    }
+
+    #[test]
+    fn bandwidths() {
+        assert_eq!(bandwidth("100M", "-m").unwrap(), 1e8);
+        assert_eq!(bandwidth("2.5g", "-m").unwrap(), 2.5e9);
+        assert_eq!(bandwidth("512", "-m").unwrap(), 512.0);
+        for bad in ["", "M", "-1M", "0", "ten", "1T"] {
+            let e = bandwidth(bad, "-m").unwrap_err().to_string();
+            assert!(e.starts_with("-m ") && e.contains("100M"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! mentions it, as iftop forgets host pairs whose history is all zero. The interface's own
 //! cumulative totals are kept for as long as the history lives.
 
+use crate::filter::Halves;
 use crate::flow::{FlowCounters, FlowId};
 use crate::snapshot::{FlowTable, Sample, sum_totals};
 use netmon_common::DirTotals;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 
 /// How far back the views reach, like iftop's longest column.
 pub const HISTORY_NS: u64 = 40_000_000_000;
@@ -173,42 +175,70 @@ impl History {
 
     /// iftop's columns for every flow that moved in the last 40 s.
     pub fn flows(&self) -> HashMap<FlowId, Rolling> {
-        let mut out: HashMap<FlowId, Rolling> = self
+        self.rolling_by(|id| Some((*id, Halves::ALL)))
+    }
+
+    /// iftop's columns for rows made of flows, as `netmon top` shows them: `key` puts a flow in
+    /// a row and says which of its halves count (and whether they swap, for `-F`); flows it
+    /// gives `None` are left out. A row's peak is its own busiest tick, not a sum of its flows'
+    /// peaks. One pass over the ticks, newest first, serves the three spans and the peaks.
+    pub fn rolling_by<K: Hash + Eq + Clone>(
+        &self,
+        key: impl Fn(&FlowId) -> Option<(K, Halves)>,
+    ) -> HashMap<K, Rolling> {
+        let keys: HashMap<FlowId, (K, Halves)> = self
             .flows
-            .iter()
-            .map(|(id, (cum, _))| {
-                (
-                    *id,
-                    Rolling {
-                        cumulative: *cum,
-                        ..Default::default()
-                    },
-                )
-            })
+            .keys()
+            .filter_map(|id| key(id).map(|k| (*id, k)))
             .collect();
-        for (i, span) in SPANS.iter().enumerate() {
-            let (ticks, covered) = self.newest(span * 1_000_000_000);
-            let mut sums: HashMap<FlowId, FlowCounters> = HashMap::new();
-            for t in ticks {
-                for (id, c) in &t.sample.flows {
-                    sums.entry(*id).or_default().add(c);
-                }
-            }
-            for (id, c) in sums {
-                if let Some(r) = out.get_mut(&id) {
-                    r.averages[i] = Rate::of(&c, covered);
-                }
+        let mut out: HashMap<K, Rolling> = HashMap::new();
+        for (id, (cum, _)) in &self.flows {
+            if let Some((k, h)) = keys.get(id) {
+                out.entry(k.clone())
+                    .or_default()
+                    .cumulative
+                    .add(&h.apply(cum));
             }
         }
-        for t in &self.ticks {
+        let mut sums: HashMap<K, FlowCounters> = HashMap::new();
+        let mut tick: HashMap<K, FlowCounters> = HashMap::new();
+        let mut covered = 0;
+        let mut span = 0;
+        let finish =
+            |out: &mut HashMap<K, Rolling>, sums: &HashMap<K, FlowCounters>, i: usize, ns| {
+                for (k, c) in sums {
+                    if let Some(r) = out.get_mut(k) {
+                        r.averages[i] = Rate::of(c, ns);
+                    }
+                }
+            };
+        for t in self.ticks.iter().rev() {
+            while span < SPANS.len() && covered >= SPANS[span] * 1_000_000_000 {
+                finish(&mut out, &sums, span, covered);
+                span += 1;
+            }
+            tick.clear();
             for (id, c) in &t.sample.flows {
-                if let Some(r) = out.get_mut(id) {
+                if let Some((k, h)) = keys.get(id) {
+                    tick.entry(k.clone()).or_default().add(&h.apply(c));
+                }
+            }
+            for (k, c) in &tick {
+                if let Some(r) = out.get_mut(k) {
                     let rate = Rate::of(c, t.sample.window_ns);
                     r.peak.rx = r.peak.rx.max(rate.rx);
                     r.peak.tx = r.peak.tx.max(rate.tx);
                     r.peak_total = r.peak_total.max(rate.total());
                 }
+                if span < SPANS.len() {
+                    sums.entry(k.clone()).or_default().add(c);
+                }
             }
+            covered += t.sample.window_ns;
+        }
+        while span < SPANS.len() {
+            finish(&mut out, &sums, span, covered);
+            span += 1;
         }
         out
     }
@@ -310,6 +340,32 @@ mod tests {
             h.push(t * S, second(&f));
         }
         h
+    }
+
+    #[test]
+    fn rows_of_several_flows_sum_them_and_peak_on_their_own_busiest_tick() {
+        // Flows 1 and 2 in one row: flow 1's steady 10,000 B/s received, and flow 2's two
+        // 50,000 B bursts sent. Flow 3 is left out.
+        let h = schedule(31);
+        let rows = h.rolling_by(|f| (f.local_port != 3).then_some(((), Halves::ALL)));
+        let r = &rows[&()];
+        assert_eq!(r.cumulative.rx_bytes, 310_000);
+        assert_eq!(r.cumulative.tx_bytes, 100_000);
+        assert_eq!(r.averages[1].rx, 10_000.0);
+        assert_eq!(r.averages[1].tx, 5_000.0);
+        // The busiest tick of the row: 10,000 received + 50,000 sent in one second.
+        assert_eq!(r.peak_total, 60_000.0);
+        // Only received halves, turned to face the remote end: what it sent.
+        let received = Halves {
+            tx: false,
+            rx: true,
+            swap: true,
+        };
+        let rows = h.rolling_by(|f| Some((f.local_port, received)));
+        assert_eq!(rows[&2].cumulative.total_bytes(), 0);
+        assert_eq!(rows[&1].averages[0].tx, 10_000.0);
+        assert_eq!(rows[&1].averages[0].rx, 0.0);
+        assert_eq!(rows[&1].cumulative.tx_bytes, 310_000);
     }
 
     #[test]

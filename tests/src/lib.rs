@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod mcp;
 pub mod sshd;
+pub mod tmux;
 pub mod truth;
 
 use std::io::{BufRead, BufReader, Read};
@@ -156,6 +157,32 @@ impl VethPair {
 }
 
 impl VethPair {
+    /// Permanent neighbour entries for the IPv4 peers, so no ARP crosses the link: the kernel's
+    /// counters then hold IP packets only, and L2 bytes − 14 per frame is exactly the IP bytes.
+    pub fn static_neighbours(&self) {
+        let mac = |ns: &str, dev: &str| {
+            let out = sh(in_ns(ns, "cat").arg(format!("/sys/class/net/{dev}/address")));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let (mac_a, mac_b) = (mac(&self.ns_a, &self.dev_a), mac(&self.ns_b, &self.dev_b));
+        for (ns, addr, mac, dev) in [
+            (&self.ns_a, ADDR_B4, &mac_b, &self.dev_a),
+            (&self.ns_b, ADDR_A4, &mac_a, &self.dev_b),
+        ] {
+            sh(in_ns(ns, "ip").args([
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ]));
+        }
+    }
+
     /// Writes `/etc/netns/<ns>/<name>`, which `ip netns exec` mounts over `/etc/<name>` for the
     /// programs it starts in `ns`. Removed with the pair.
     pub fn etc(&self, ns: &str, name: &str, contents: &str) {

@@ -45,6 +45,8 @@ const TEST_PACKAGES: &[&str] = &[
     "prometheus",
     // systemd-analyze, to verify the agent's unit file.
     "systemd",
+    // A real terminal for netmon top.
+    "tmux",
     // The packages' checks: lintian, getcap, file and man.
     "lintian",
     "libcap2-bin",

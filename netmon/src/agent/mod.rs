@@ -465,6 +465,19 @@ impl Agent {
         log::info!("agent stopped; everything detached");
     }
 
+    /// `f` on the history of watched interface `ifindex`; `None` before the first collection
+    /// attached it. `netmon top` draws from this, so its numbers are the agent's.
+    pub fn with_history<R>(&self, ifindex: u32, f: impl FnOnce(&History) -> R) -> Option<R> {
+        self.watched().get(&ifindex).map(|w| f(&w.history))
+    }
+
+    /// Entries in the IPv4 and IPv6 flow tables at the last collection, and each table's
+    /// capacity.
+    pub fn table_fill(&self) -> (usize, usize, u32) {
+        let f = self.fill();
+        (f.v4, f.v6, self.opts.ebpf.flow_capacity)
+    }
+
     pub fn health(&self) -> Health {
         let (ingress_program_id, egress_program_id) = self.source.program_ids();
         let fill = self.fill();

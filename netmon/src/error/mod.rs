@@ -45,6 +45,18 @@ pub enum Error {
     #[error("the call was cancelled before its sample finished; nothing was kept")]
     Cancelled,
     #[error(
+        "the terminal failed: {0}; netmon top needs an interactive terminal (netmon traffic prints text instead)"
+    )]
+    Terminal(#[source] std::io::Error),
+    #[error(
+        "netmon top draws on a terminal, and its output is not one; use `netmon traffic` for text or JSON"
+    )]
+    NotATerminal,
+    #[error(
+        "netmon could not start counting on {iface} within 10 s; the lines above say why (RUST_LOG=info for more)"
+    )]
+    NotWatching { iface: String },
+    #[error(
         "netmon is already running {limit} samples at once; retry when some have finished (each takes sample_seconds)"
     )]
     Busy { limit: usize },

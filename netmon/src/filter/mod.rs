@@ -18,7 +18,7 @@ pub mod select;
 pub use crate::error::FilterError;
 pub(crate) use parse::mask_len;
 pub use parse::parse;
-pub use select::Selection;
+pub use select::{FlowEnds, Halves, Selection};
 
 use std::fmt;
 use std::net::IpAddr;

@@ -3,7 +3,61 @@
 //! hidden. Pure.
 
 use super::{Filter, Net, Packet};
+use crate::flow::FlowCounters;
 use crate::measurement::{Endpoint, Measurement, Row, Totals};
+use std::net::IpAddr;
+
+/// The ends of one flow, as a selection judges it (ports only for TCP, UDP and SCTP).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowEnds {
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub local_port: Option<u16>,
+    pub remote_port: Option<u16>,
+    pub protocol: Option<u8>,
+}
+
+/// What a selection keeps of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Halves {
+    /// What the local end sent matches.
+    pub tx: bool,
+    /// What the local end received matches.
+    pub rx: bool,
+    /// The remote end is inside the network: it goes on the left, and sent and received swap.
+    pub swap: bool,
+}
+
+impl Halves {
+    /// Everything, as it is.
+    pub const ALL: Self = Self {
+        tx: true,
+        rx: true,
+        swap: false,
+    };
+
+    /// A flow's counters as the selection sees them: unmatched halves zero, swapped if turned.
+    pub fn apply(&self, c: &FlowCounters) -> FlowCounters {
+        let (mut tx_bytes, mut tx_packets) = (c.tx_bytes, c.tx_packets);
+        let (mut rx_bytes, mut rx_packets) = (c.rx_bytes, c.rx_packets);
+        if !self.tx {
+            (tx_bytes, tx_packets) = (0, 0);
+        }
+        if !self.rx {
+            (rx_bytes, rx_packets) = (0, 0);
+        }
+        if self.swap {
+            std::mem::swap(&mut tx_bytes, &mut rx_bytes);
+            std::mem::swap(&mut tx_packets, &mut rx_packets);
+        }
+        FlowCounters {
+            rx_bytes,
+            rx_packets,
+            tx_bytes,
+            tx_packets,
+        }
+    }
+}
 
 /// What part of an interface's traffic a request looks at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,36 +136,31 @@ impl Selection {
         m
     }
 
-    /// One row's matching halves, turned to face the network; `None` when nothing of it is kept.
-    fn row(&self, mut r: Row) -> Option<Row> {
-        let (Endpoint::Addr(local), Endpoint::Addr(remote)) = (&r.local, &r.remote) else {
-            // Only iftop cuts addresses, and iftop applies its filter itself.
-            return None;
+    /// What the selection keeps of one flow: which halves match the filter, and whether the
+    /// flow is turned to face the network; `None` when the network does not see it cross.
+    /// Pure; the same decision for a window's rows and for `netmon top`'s rolling ones.
+    pub fn halves(&self, flow: &FlowEnds) -> Option<Halves> {
+        let (local, remote) = (flow.local, flow.remote);
+        let mut keep = Halves {
+            tx: true,
+            rx: true,
+            swap: false,
         };
-        let (local, remote) = (*local, *remote);
         if let Some(f) = &self.filter {
-            let sent = Packet {
+            keep.tx = f.matches(&Packet {
                 src: local,
                 dst: remote,
-                sport: r.local_port,
-                dport: r.remote_port,
-                proto: r.protocol,
-            };
-            let received = Packet {
+                sport: flow.local_port,
+                dport: flow.remote_port,
+                proto: flow.protocol,
+            });
+            keep.rx = f.matches(&Packet {
                 src: remote,
                 dst: local,
-                sport: r.remote_port,
-                dport: r.local_port,
-                proto: r.protocol,
-            };
-            if !f.matches(&sent) {
-                r.counters.tx_bytes = 0;
-                r.counters.tx_packets = 0;
-            }
-            if !f.matches(&received) {
-                r.counters.rx_bytes = 0;
-                r.counters.rx_packets = 0;
-            }
+                sport: flow.remote_port,
+                dport: flow.local_port,
+                proto: flow.protocol,
+            });
         }
         let net = if local.is_ipv4() {
             &self.net4
@@ -121,16 +170,31 @@ impl Selection {
         if let Some(n) = net {
             match (n.contains(&local), n.contains(&remote)) {
                 (true, false) => {}
-                (false, true) => {
-                    std::mem::swap(&mut r.local, &mut r.remote);
-                    std::mem::swap(&mut r.local_port, &mut r.remote_port);
-                    let c = &mut r.counters;
-                    std::mem::swap(&mut c.rx_bytes, &mut c.tx_bytes);
-                    std::mem::swap(&mut c.rx_packets, &mut c.tx_packets);
-                }
+                (false, true) => keep.swap = true,
                 // Inside to inside, or outside to outside: not crossing the boundary.
                 _ => return None,
             }
+        }
+        Some(keep)
+    }
+
+    /// One row's matching halves, turned to face the network; `None` when nothing of it is kept.
+    fn row(&self, mut r: Row) -> Option<Row> {
+        let (Endpoint::Addr(local), Endpoint::Addr(remote)) = (&r.local, &r.remote) else {
+            // Only iftop cuts addresses, and iftop applies its filter itself.
+            return None;
+        };
+        let keep = self.halves(&FlowEnds {
+            local: *local,
+            remote: *remote,
+            local_port: r.local_port,
+            remote_port: r.remote_port,
+            protocol: r.protocol,
+        })?;
+        r.counters = keep.apply(&r.counters);
+        if keep.swap {
+            std::mem::swap(&mut r.local, &mut r.remote);
+            std::mem::swap(&mut r.local_port, &mut r.remote_port);
         }
         let c = &r.counters;
         (c.rx_packets + c.tx_packets > 0 || c.rx_bytes + c.tx_bytes > 0).then_some(r)

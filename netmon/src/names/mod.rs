@@ -103,14 +103,51 @@ impl Namer {
         }
     }
 
-    fn services(&self, data: &mut TrafficData) {
+    /// The names known now for `addrs`, from the hosts file and the cache, without waiting;
+    /// lookups start for the others, for a later call. A live view asks this every refresh.
+    pub fn names_now(&self, addrs: &[IpAddr]) -> HashMap<IpAddr, String> {
+        let hosts = std::fs::read_to_string(self.etc.join("hosts"))
+            .map(|t| parse_hosts(&t))
+            .unwrap_or_default();
+        let mut names = HashMap::new();
+        let mut rest = Vec::new();
+        for a in addrs {
+            match hosts.get(a) {
+                Some(n) => {
+                    names.insert(*a, n.clone());
+                }
+                None => rest.push(*a),
+            }
+        }
+        if rest.is_empty() {
+            return names;
+        }
+        if let Ok((resolver, _)) = self.resolver() {
+            self.start(&resolver, &rest);
+        }
+        let cache = lock(&self.cache);
+        for a in rest {
+            if let Some(Entry::Named(n, _)) = cache.get(&a) {
+                names.insert(a, n.clone());
+            }
+        }
+        names
+    }
+
+    /// This host's service names, or why there are none.
+    pub fn service_table(&self) -> Result<Services, String> {
         let path = self.etc.join("services");
-        let services = match std::fs::read_to_string(&path) {
-            Ok(t) => Services::parse(&t),
+        std::fs::read_to_string(&path)
+            .map(|t| Services::parse(&t))
+            .map_err(|e| format!("reading {}: {e}", path.display()))
+    }
+
+    fn services(&self, data: &mut TrafficData) {
+        let services = match self.service_table() {
+            Ok(s) => s,
             Err(e) => {
                 data.notes.push(format!(
-                    "service names off: reading {}: {e} (Debian and Ubuntu ship it in the netbase package)",
-                    path.display()
+                    "service names off: {e} (Debian and Ubuntu ship it in the netbase package)"
                 ));
                 return;
             }

@@ -11,6 +11,7 @@ mod mcp;
 mod proc;
 mod report;
 mod snapshot;
+mod top;
 
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ enum Section {
     Datapath,
     Snapshot,
     Mcp,
+    Top,
 }
 
 #[derive(Parser)]
@@ -129,6 +131,12 @@ fn main() {
         eprintln!("netmon-bench: MCP overhead and memory");
         mcp::measure(&flood, 2 * runs, runs)
     });
+    let top = if want(Section::Top) {
+        eprintln!("netmon-bench: netmon top vs iftop's screen, idle and at 10,000 flows");
+        top::measure(&netmon, &flood, runs)
+    } else {
+        Vec::new()
+    };
     let criterion = args
         .criterion
         .as_deref()
@@ -145,6 +153,7 @@ fn main() {
             classifier,
             snapshot: snapshots,
             mcp,
+            top,
             criterion,
         },
     );
