@@ -103,11 +103,15 @@ pub struct FlowKey6 {
     pub _pad: [u8; 3],
 }
 
-/// Counters of one flow. Bytes are L3 (IP header + payload) as iftop counts them; a GSO
-/// super-packet counts as the segments it becomes on the wire, each with its own headers.
+/// Counters of one flow, and the sockets it belongs to. Bytes are L3 (IP header + payload) as
+/// iftop counts them; a GSO super-packet counts as the segments it becomes on the wire, each with
+/// its own headers.
 ///
 /// There is no timestamp: userspace judges a flow idle from counters that did not move between
-/// two of its reads, so the classifier reads no clock and writes nothing but two counters.
+/// two of its reads, so the classifier reads no clock.
+///
+/// The sockets are looked at on the first packet of each direction ([`FlowValue::attr`]); a
+/// packet of a known flow otherwise tests one bit and writes nothing but two counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowValue {
@@ -115,6 +119,69 @@ pub struct FlowValue {
     pub rx_packets: u64,
     pub tx_bytes: u64,
     pub tx_packets: u64,
+    /// Cookie of the socket on this host that sent the flow's packets out (`skb->sk` on egress,
+    /// as `bpf_get_socket_cookie` gives it); 0 when none was seen.
+    pub cookie: u64,
+    /// Cookie of the socket that sent the flow's first received packet, when that packet still
+    /// carries it: one that came through a veth from another network namespace of this host (a
+    /// container's). 0 otherwise.
+    pub peer_cookie: u64,
+    /// Which directions' sockets were looked at: [`FLOW_SENT_SEEN`], [`FLOW_RECEIVED_SEEN`].
+    pub attr: u32,
+    pub _pad: u32,
+}
+
+/// [`FlowValue::attr`]: a sent packet's socket was looked at (it is in `cookie`, or there was
+/// none). Until then, the next sent packet looks.
+pub const FLOW_SENT_SEEN: u32 = 1;
+/// [`FlowValue::attr`]: a received packet's socket was looked at (`peer_cookie`).
+pub const FLOW_RECEIVED_SEEN: u32 = 2;
+
+/// Name of the map of socket owners ([`SocketOwner`] by socket cookie), written by the cgroup
+/// socket programs when a socket is created and when it is released.
+pub const OWNERS_MAP: &str = "NETMON_OWNERS";
+/// Entries of [`OWNERS_MAP`] (an LRU map: the oldest go first).
+pub const OWNERS_CAPACITY: u32 = 65_536;
+/// `cgroup/sock_create` program: records who created an IPv4/IPv6 socket.
+pub const SOCK_CREATE_PROG: &str = "netmon_sock_create";
+/// `cgroup/sock_release` program: records that a socket closed, and who closed it.
+pub const SOCK_RELEASE_PROG: &str = "netmon_sock_release";
+/// `cgroup/post_bind4` and `cgroup/post_bind6` programs: record the address a socket bound to,
+/// so that a receive-only server is found by address even after it closed.
+pub const POST_BIND4_PROG: &str = "netmon_post_bind4";
+pub const POST_BIND6_PROG: &str = "netmon_post_bind6";
+/// The classifier pair without socket attribution, for the benchmark's comparison only.
+pub const INGRESS_PLAIN_PROG: &str = "netmon_ingress_plain";
+pub const EGRESS_PLAIN_PROG: &str = "netmon_egress_plain";
+
+/// Who a socket belongs to: the process that created it (or, for a socket netmon first saw
+/// closing, the one that closed it), and the address it was bound to, if it was.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketOwner {
+    /// Thread-group id: the process id.
+    pub tgid: u32,
+    pub uid: u32,
+    /// The cgroup v2 id of the process when it created the socket (the socket keeps it).
+    pub cgroup_id: u64,
+    /// The network namespace the socket lives in.
+    pub netns_cookie: u64,
+    /// The process's name when it acted (`comm`, NUL-padded).
+    pub comm: [u8; 16],
+    /// The local address of an explicit `bind(2)`, as the kernel keeps it (network order;
+    /// IPv4 in the first word); all zero for a wildcard bind or none.
+    pub bound_addr: [u32; 4],
+    /// The local port of that bind, host order; 0 when the socket was never bound.
+    pub bound_port: u16,
+    /// IP protocol of the socket (6 TCP, 17 UDP, 1/58 ICMP): set with the bind.
+    pub protocol: u8,
+    /// `AF_INET` (2) or `AF_INET6` (10): set with the bind.
+    pub family: u8,
+    /// 1 once the socket was released.
+    pub closed: u8,
+    /// 1 when the record was made at release (the creator was not seen).
+    pub seen_at_release: u8,
+    pub _pad: [u8; 2],
 }
 
 /// Key of [`TOTALS_SPILL_MAP`].
@@ -169,7 +236,11 @@ const _: () = {
     assert!(align_of::<FlowKey4>() == 4);
     assert!(size_of::<FlowKey6>() == 44);
     assert!(align_of::<FlowKey6>() == 4);
-    assert!(size_of::<FlowValue>() == 32);
+    assert!(size_of::<FlowValue>() == 56);
+    assert!(size_of::<SocketOwner>() == 64);
+    assert!(align_of::<SocketOwner>() == 8);
+    assert!(core::mem::offset_of!(SocketOwner, bound_port) == 56);
+    assert!(core::mem::offset_of!(SocketOwner, _pad) == 62);
     assert!(align_of::<FlowValue>() == 8);
     assert!(size_of::<TotalsKey>() == 8);
     assert!(size_of::<DirTotals>() == 80);
@@ -186,6 +257,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey4 {}
     unsafe impl aya::Pod for super::FlowKey6 {}
     unsafe impl aya::Pod for super::FlowValue {}
+    unsafe impl aya::Pod for super::SocketOwner {}
     unsafe impl aya::Pod for super::TotalsKey {}
     unsafe impl aya::Pod for super::DirTotals {}
     unsafe impl aya::Pod for super::SlotTotals {}

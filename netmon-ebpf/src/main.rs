@@ -20,16 +20,20 @@
 
 mod parse;
 
+mod owners;
+
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::BPF_NOEXIST,
+    helpers::generated::bpf_get_socket_cookie,
     macros::{classifier, map},
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
     programs::TcContext,
 };
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use netmon_common::{
-    DEFAULT_FLOW_CAPACITY, DirTotals, Direction, FlowKey4, FlowKey6, FlowValue, SlotTotals,
-    TOTALS_SLOTS, TOTALS_SPILL_CAPACITY, TotalsKey, totals_index,
+    DEFAULT_FLOW_CAPACITY, DirTotals, Direction, FLOW_RECEIVED_SEEN, FLOW_SENT_SEEN, FlowKey4,
+    FlowKey6, FlowValue, SlotTotals, TOTALS_SLOTS, TOTALS_SPILL_CAPACITY, TotalsKey, totals_index,
 };
 use parse::Parsed;
 
@@ -53,25 +57,39 @@ static TOTALS_SPILL: PerCpuHashMap<TotalsKey, DirTotals> =
 
 #[classifier]
 pub fn netmon_ingress(ctx: TcContext) -> i32 {
-    account::<false>(&ctx, Direction::Ingress);
+    account::<false, true>(&ctx, Direction::Ingress);
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn netmon_egress(ctx: TcContext) -> i32 {
-    account::<false>(&ctx, Direction::Egress);
+    account::<false, true>(&ctx, Direction::Egress);
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn netmon_ingress_raw(ctx: TcContext) -> i32 {
-    account::<true>(&ctx, Direction::Ingress);
+    account::<true, true>(&ctx, Direction::Ingress);
     TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn netmon_egress_raw(ctx: TcContext) -> i32 {
-    account::<true>(&ctx, Direction::Egress);
+    account::<true, true>(&ctx, Direction::Egress);
+    TC_ACT_UNSPEC
+}
+
+/// The Ethernet pair without socket attribution: only the benchmark attaches it, to measure
+/// what attribution costs per packet against it.
+#[classifier]
+pub fn netmon_ingress_plain(ctx: TcContext) -> i32 {
+    account::<false, false>(&ctx, Direction::Ingress);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn netmon_egress_plain(ctx: TcContext) -> i32 {
+    account::<false, false>(&ctx, Direction::Egress);
     TC_ACT_UNSPEC
 }
 
@@ -81,9 +99,9 @@ pub fn netmon_floor(_ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
-/// `RAW`: the interface's frames start at the IP header.
+/// `RAW`: the interface's frames start at the IP header. `OWNERS`: note the flow's sockets.
 #[inline(always)]
-fn account<const RAW: bool>(ctx: &TcContext, direction: Direction) {
+fn account<const RAW: bool, const OWNERS: bool>(ctx: &TcContext, direction: Direction) {
     // SAFETY: ctx.skb.skb is the program's context pointer; the verifier rewrites these loads.
     let (ifindex, frame_len, gso_segs, gso_size) = unsafe {
         let skb = &*ctx.skb.skb;
@@ -107,7 +125,7 @@ fn account<const RAW: bool>(ctx: &TcContext, direction: Direction) {
                 bytes,
             } => {
                 key.ifindex = ifindex;
-                let added = add_to_flow(&FLOWS4, &key, direction, packets, bytes);
+                let added = add_to_flow::<_, OWNERS>(ctx, &FLOWS4, &key, direction, packets, bytes);
                 (packets, bytes, added)
             }
             Parsed::V6 {
@@ -116,7 +134,7 @@ fn account<const RAW: bool>(ctx: &TcContext, direction: Direction) {
                 bytes,
             } => {
                 key.ifindex = ifindex;
-                let added = add_to_flow(&FLOWS6, &key, direction, packets, bytes);
+                let added = add_to_flow::<_, OWNERS>(ctx, &FLOWS6, &key, direction, packets, bytes);
                 (packets, bytes, added)
             }
             Parsed::Other => {
@@ -168,8 +186,48 @@ enum Overflow {
 
 const E2BIG: i32 = 7;
 
+/// The cookie of the socket the packet carries (`skb->sk`), 0 without one.
 #[inline(always)]
-fn add_to_flow<K>(
+fn socket_cookie(ctx: &TcContext) -> u64 {
+    // SAFETY: the helper takes the program's context (the skb) and only reads `skb->sk`.
+    unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }
+}
+
+/// The bit of [`FlowValue::attr`] that says a direction's socket was looked at.
+#[inline(always)]
+const fn seen(direction: Direction) -> u32 {
+    match direction {
+        Direction::Egress => FLOW_SENT_SEEN,
+        Direction::Ingress => FLOW_RECEIVED_SEEN,
+    }
+}
+
+/// A new flow's value, with the socket its first packet carries. A sent packet carries the
+/// local socket that sent it; a received one carries a socket only when it came from another
+/// network namespace of this host through a veth (a container's).
+#[inline(always)]
+fn new_flow<const OWNERS: bool>(ctx: &TcContext, direction: Direction) -> FlowValue {
+    if !OWNERS {
+        return FlowValue::default();
+    }
+    let cookie = socket_cookie(ctx);
+    match direction {
+        Direction::Egress => FlowValue {
+            cookie,
+            attr: FLOW_SENT_SEEN,
+            ..FlowValue::default()
+        },
+        Direction::Ingress => FlowValue {
+            peer_cookie: cookie,
+            attr: FLOW_RECEIVED_SEEN,
+            ..FlowValue::default()
+        },
+    }
+}
+
+#[inline(always)]
+fn add_to_flow<K, const OWNERS: bool>(
+    ctx: &TcContext,
     flows: &HashMap<K, FlowValue>,
     key: &K,
     direction: Direction,
@@ -181,7 +239,8 @@ fn add_to_flow<K>(
         None => {
             // NOEXIST: another CPU may have created the entry since the lookup; then we add to
             // theirs below instead of overwriting it.
-            if let Err(err) = flows.insert(key, &FlowValue::default(), u64::from(BPF_NOEXIST)) {
+            let fresh = new_flow::<OWNERS>(ctx, direction);
+            if let Err(err) = flows.insert(key, &fresh, u64::from(BPF_NOEXIST)) {
                 if err == -E2BIG {
                     return Err(Overflow::TableFull);
                 }
@@ -190,7 +249,8 @@ fn add_to_flow<K>(
         }
     };
     // SAFETY: `value` points into the map's value memory for this key; flows are shared by all
-    // CPUs, so counters are added atomically.
+    // CPUs, so counters are added atomically. The socket fields are written once, by whichever
+    // CPU sends the flow's first packet; a racing second write stores the same cookie.
     unsafe {
         let (b, p) = match direction {
             Direction::Ingress => (&raw mut (*value).rx_bytes, &raw mut (*value).rx_packets),
@@ -198,6 +258,17 @@ fn add_to_flow<K>(
         };
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(b, bytes);
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, packets);
+        // One load and one branch per packet of a known flow; the helper runs once per
+        // direction, on the first packet the flow was not created by.
+        let bit = seen(direction);
+        if OWNERS && (*value).attr & bit == 0 {
+            let cookie = socket_cookie(ctx);
+            match direction {
+                Direction::Egress => (*value).cookie = cookie,
+                Direction::Ingress => (*value).peer_cookie = cookie,
+            }
+            (*value).attr |= bit;
+        }
     }
     Ok(())
 }

@@ -57,7 +57,7 @@ fn diff_and_rank(c: &mut Criterion) {
             b.iter(|| {
                 let s = diff(black_box(&before), black_box(&after));
                 let rows = Measurement::from_sample(&s).rows;
-                rank_rows(rows, SortKey::Rx, GroupBy::Connection, 10)
+                rank_rows(rows, SortKey::Rx, GroupBy::Connection, 10, &[])
             })
         });
     }

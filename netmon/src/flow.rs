@@ -155,6 +155,16 @@ impl FlowCounters {
     }
 }
 
+impl From<&FlowValue> for crate::owner::FlowSockets {
+    fn from(v: &FlowValue) -> Self {
+        Self {
+            cookie: v.cookie,
+            peer_cookie: v.peer_cookie,
+            pending: v.attr & netmon_common::FLOW_SENT_SEEN == 0,
+        }
+    }
+}
+
 impl From<&FlowValue> for FlowCounters {
     fn from(v: &FlowValue) -> Self {
         Self {

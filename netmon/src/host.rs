@@ -1,5 +1,10 @@
-//! This host's interfaces (from /sys/class/net, ethtool and getifaddrs) and its default-route
-//! interface (from /proc/net/route and /proc/net/ipv6_route), which is the one iftop picks too.
+//! This host's interfaces (if_nameindex, interface ioctls, ethtool, getifaddrs and
+//! /sys/class/net) and its default-route interface (from /proc/net/route and
+//! /proc/net/ipv6_route), which is the one iftop picks too.
+//!
+//! The list comes from calls that answer for the caller's network namespace. /sys/class/net
+//! answers for the namespace sysfs was mounted in, which is another one under `nsenter --net`,
+//! so it is read only for interfaces whose index it confirms.
 
 use crate::error::Error;
 use crate::interface::{InterfaceInfo, InterfaceKind, default_route_v4, default_route_v6};
@@ -104,47 +109,194 @@ fn is_veth(dir: &Path) -> bool {
     idx.is_some() && link.is_some() && idx != link && !dir.join("device").exists()
 }
 
+/// (index, name) of every interface of this network namespace (if_nameindex(3): netlink in
+/// glibc, /proc/net/dev in musl; both follow the caller's namespace).
+fn names() -> Result<Vec<(u32, String)>, Error> {
+    let mut out = Vec::new();
+    // SAFETY: if_nameindex returns an array ended by a zero entry, freed below; we only read it
+    // in between.
+    unsafe {
+        let head = libc::if_nameindex();
+        if head.is_null() {
+            return Err(Error::Interfaces(std::io::Error::last_os_error()));
+        }
+        let mut cur = head;
+        while (*cur).if_index != 0 && !(*cur).if_name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*cur).if_name)
+                .to_string_lossy()
+                .into_owned();
+            out.push(((*cur).if_index, name));
+            cur = cur.add(1);
+        }
+        libc::if_freenameindex(head);
+    }
+    Ok(out)
+}
+
+/// What the interface ioctls say of one interface: flags, MTU, hardware address and its
+/// ARPHRD_* type. They answer for the caller's namespace.
+struct Ioctls {
+    flags: u32,
+    mtu: u32,
+    arphrd: u32,
+    mac: Option<String>,
+}
+
+fn ioctls(fd: i32, name: &str) -> Option<Ioctls> {
+    if name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    let ask = |request: libc::c_ulong| {
+        // SAFETY: plain old data, valid when zeroed.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: these requests read the name and write into the request itself.
+        let rc = unsafe { libc::ioctl(fd, request as libc::Ioctl, &mut req) };
+        (rc == 0).then_some(req)
+    };
+    let flags = ask(libc::SIOCGIFFLAGS as libc::c_ulong)?;
+    // SAFETY: SIOCGIFFLAGS wrote the flags member.
+    let flags = u32::from(unsafe { flags.ifr_ifru.ifru_flags } as u16);
+    // SAFETY: SIOCGIFMTU wrote the mtu member.
+    let mtu =
+        ask(libc::SIOCGIFMTU as libc::c_ulong).map_or(0, |r| unsafe { r.ifr_ifru.ifru_mtu } as u32);
+    let (arphrd, mac) = match ask(libc::SIOCGIFHWADDR as libc::c_ulong) {
+        Some(r) => {
+            // SAFETY: SIOCGIFHWADDR wrote the hwaddr member.
+            let sa = unsafe { r.ifr_ifru.ifru_hwaddr };
+            let bytes: Vec<String> = sa.sa_data[..6]
+                .iter()
+                .map(|b| format!("{:02x}", *b as u8))
+                .collect();
+            (u32::from(sa.sa_family), Some(bytes.join(":")))
+        }
+        None => (0, None),
+    };
+    Some(Ioctls {
+        flags,
+        mtu,
+        arphrd,
+        mac,
+    })
+}
+
+/// The kind from ARPHRD_* and the driver's name, for an interface whose sysfs directory is not
+/// this namespace's.
+fn kind_without_sysfs(arphrd: u32, name: &str) -> InterfaceKind {
+    match (arphrd, driver_name(name).as_deref()) {
+        (772, _) => InterfaceKind::Loopback,
+        (_, Some("bridge")) => InterfaceKind::Bridge,
+        (_, Some("802.1Q VLAN Support")) => InterfaceKind::Vlan,
+        (_, Some("bonding")) => InterfaceKind::Bond,
+        (_, Some("wireguard" | "tun")) => InterfaceKind::Tunnel,
+        (65534 | 519 | 512 | 768 | 769 | 776 | 778 | 823, _) => InterfaceKind::Tunnel,
+        (1, Some("veth")) => InterfaceKind::Veth,
+        (1, _) => InterfaceKind::Ethernet,
+        _ => InterfaceKind::Other,
+    }
+}
+
 /// All interfaces of this host (this network namespace), sorted by index.
 pub fn list() -> Result<Vec<InterfaceInfo>, Error> {
-    let entries = std::fs::read_dir(SYS_CLASS_NET).map_err(Error::Interfaces)?;
     let addrs = addresses();
+    // SAFETY: a plain socket call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::Interfaces(std::io::Error::last_os_error()));
+    }
+    let names = names();
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let dir = entry.path();
-        let Some(index) = read_trimmed(&dir.join("ifindex")).and_then(|s| s.parse().ok()) else {
+    for (index, name) in names.iter().flatten() {
+        let Some(io) = ioctls(fd, name) else {
             continue;
         };
-        let flags = read_trimmed(&dir.join("flags"))
-            .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-            .unwrap_or(0);
-        let mac = read_trimmed(&dir.join("address")).filter(|m| !m.is_empty());
+        let dir = Path::new(SYS_CLASS_NET).join(name);
+        let sysfs_is_ours = read_trimmed(&dir.join("ifindex")) == Some(index.to_string());
+        let (kind, operstate, mac) = if sysfs_is_ours {
+            (
+                kind_of(&dir),
+                read_trimmed(&dir.join("operstate")).unwrap_or_else(|| "unknown".into()),
+                read_trimmed(&dir.join("address")).filter(|m| !m.is_empty()),
+            )
+        } else {
+            let running = io.flags & libc::IFF_RUNNING as u32 != 0;
+            (
+                kind_without_sysfs(io.arphrd, name),
+                if running { "up" } else { "down" }.to_string(),
+                io.mac.filter(|_| io.arphrd == 1 || io.arphrd == 772),
+            )
+        };
         out.push(InterfaceInfo {
-            index,
-            up: flags & libc::IFF_UP as u32 != 0,
-            operstate: read_trimmed(&dir.join("operstate")).unwrap_or_else(|| "unknown".into()),
+            index: *index,
+            up: io.flags & libc::IFF_UP as u32 != 0,
+            operstate,
             mac,
-            mtu: read_trimmed(&dir.join("mtu"))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-            kind: kind_of(&dir),
+            mtu: io.mtu,
+            kind,
             addresses: addrs
                 .iter()
-                .filter(|(n, _)| *n == name)
+                .filter(|(n, _)| n == name)
                 .map(|(_, a)| *a)
                 .collect(),
-            name,
+            name: name.clone(),
         });
     }
+    // SAFETY: fd is ours and still open.
+    unsafe { libc::close(fd) };
+    names?;
     out.sort_by_key(|i| i.index);
     Ok(out)
 }
 
-/// Whether `iface` still exists: its name still names its index.
+/// Whether `iface` still exists: its name still names its index (in this namespace).
 pub fn present(iface: &InterfaceInfo) -> bool {
-    read_trimmed(&Path::new(SYS_CLASS_NET).join(&iface.name).join("ifindex"))
-        .and_then(|s| s.parse::<u32>().ok())
-        == Some(iface.index)
+    let Ok(name) = std::ffi::CString::new(iface.name.as_str()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated name; if_nametoindex only reads it.
+    unsafe { libc::if_nametoindex(name.as_ptr()) == iface.index }
+}
+
+/// Every address of this namespace, with the IPv4 broadcast address of each subnet (the
+/// kernel routes `addr | !mask` as broadcast for prefixes shorter than /31, `brd` or not): the
+/// addresses a packet for this host carries.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = addresses().into_iter().map(|(_, a)| a).collect();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below; we only read it in between.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null()
+                || ifa.ifa_netmask.is_null()
+                || i32::from((*ifa.ifa_addr).sa_family) != libc::AF_INET
+            {
+                continue;
+            }
+            let addr = u32::from_be(
+                (*(ifa.ifa_addr as *const libc::sockaddr_in))
+                    .sin_addr
+                    .s_addr,
+            );
+            let mask = u32::from_be(
+                (*(ifa.ifa_netmask as *const libc::sockaddr_in))
+                    .sin_addr
+                    .s_addr,
+            );
+            if mask.count_ones() < 31 {
+                out.push(IpAddr::from((addr | !mask).to_be_bytes()));
+            }
+        }
+        libc::freeifaddrs(head);
+    }
+    out
 }
 
 /// (interface name, address) for every IP address, via getifaddrs(3).
@@ -208,5 +360,9 @@ mod tests {
         let lo = l.iter().find(|i| i.name == "lo").expect("lo listed");
         assert_eq!(lo.kind, InterfaceKind::Loopback);
         assert_eq!(lo.index, 1);
+        assert!(lo.up);
+        assert_eq!(lo.mtu, 65536);
+        assert!(present(lo));
+        assert!(local_addresses().contains(&IpAddr::from([127, 0, 0, 1])));
     }
 }

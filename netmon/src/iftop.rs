@@ -315,6 +315,7 @@ pub fn measurement(table: &Table, window_ns: u64, own: &[IpAddr]) -> Measurement
                 ..Default::default()
             },
             flows: 1,
+            owner: crate::owner::OwnerRef::NONE,
         })
         .collect();
     Measurement {
@@ -330,6 +331,7 @@ pub fn measurement(table: &Table, window_ns: u64, own: &[IpAddr]) -> Measurement
         notes: Vec::new(),
         interface_totals: None,
         selection_applied: false,
+        owners: Vec::new(),
     }
 }
 
@@ -634,11 +636,13 @@ Cumulative (sent/received/total):                    2.01MB     1.01MB     3.02M
         assert_eq!(c[0].remote_port, Some(50000), "by receive bytes");
         assert_eq!(c[0].rx_bytes, 1_048_576);
         assert_eq!(
-            c[1].local_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:1",
+            c[1].local_addr.as_deref(),
+            Some("fd00:209:aaaa:bbbb:cccc:dddd:eeee:1"),
             "restored"
         );
         assert_eq!(
-            c[1].remote_addr, "fd00:209:aaaa:bbbb:cccc:dddd:eeee:…",
+            c[1].remote_addr.as_deref(),
+            Some("fd00:209:aaaa:bbbb:cccc:dddd:eeee:…"),
             "cut"
         );
         assert_eq!(c[1].tx_bytes, 2_097_152);

@@ -12,6 +12,8 @@
 //! - [`measurement`]: what any source measured, in one neutral shape (totals, rows, notes).
 //! - [`filter`]: iftop's `-f` (a pcap-filter subset) and `-F`/`-G`, parsed and applied to
 //!   flows.
+//! - [`owner`]: whose a flow is (process, container, pod) or why it has no owner; cgroup paths
+//!   read into containers; [`owner::diag`] and [`owner::resolve`] are its edges.
 //! - [`rank`]: sort key, grouping by host pair, top N.
 //! - [`window`]: iftop's rolling views (2 s, 10 s, 40 s, peak, cumulative) over ticks of an
 //!   always-on sampler.
@@ -30,7 +32,8 @@
 //! - [`source`]: the [`source::TrafficSource`] seam every source goes through (the eBPF
 //!   classifier, SSH + iftop, a remote agent, a scripted one for tests) and the route a request
 //!   takes to one of them.
-//! - [`host`]: this host's interfaces and default route, from /sys, /proc and getifaddrs.
+//! - [`host`]: this namespace's interfaces (if_nameindex, ioctls, /sys when it is this
+//!   namespace's, getifaddrs) and the default route (/proc).
 //! - [`names`]: host names (/etc/hosts, reverse DNS) and service names (/etc/services) beside
 //!   the numbers, within a bounded wait.
 //! - [`ssh`]: logging in to a remote host (russh, known_hosts) and running one command there.
@@ -59,6 +62,7 @@ pub mod mcp;
 pub mod measurement;
 pub mod metrics;
 pub mod names;
+pub mod owner;
 pub mod rank;
 pub mod report;
 pub mod request;

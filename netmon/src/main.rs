@@ -114,8 +114,14 @@ impl From<Sort> for SortKey {
 /// What one row is.
 #[derive(Clone, Copy, ValueEnum)]
 enum By {
+    /// One row per connection, with ports and the process it belongs to.
     Connection,
+    /// One row per host pair, like iftop without -P.
     Host,
+    /// One row per process, like nethogs: PID, USER, PROGRAM, sent, received.
+    Process,
+    /// One row per container or pod, and one for this host's own processes.
+    Container,
 }
 
 impl From<By> for GroupBy {
@@ -123,6 +129,8 @@ impl From<By> for GroupBy {
         match b {
             By::Connection => GroupBy::Connection,
             By::Host => GroupBy::Host,
+            By::Process => GroupBy::Process,
+            By::Container => GroupBy::Container,
         }
     }
 }
@@ -196,7 +204,8 @@ struct TrafficFlags {
     /// Order like iftop -o: 2s, 10s, 40s (sent + received), source or destination.
     #[arg(short = 'o', value_enum, conflicts_with = "sort", value_name = "ORDER")]
     order: Option<Order>,
-    /// One row per host pair (iftop's default), or per connection (-P).
+    /// One row per host pair (iftop's default), per connection (-P), per process (like
+    /// nethogs) or per container.
     #[arg(long, value_enum, default_value_t = By::Host)]
     by: By,
     /// Print the MCP result object (JSON) instead of iftop-like text.
@@ -317,6 +326,10 @@ struct AgentArgs {
     /// Export netmon_flow_bytes_per_second for the top K flows per interface (0–100; 0: off).
     #[arg(long, value_name = "K", default_value_t = 0)]
     flow_series: usize,
+    /// Export netmon_process_bytes_per_second for the top K processes per interface (0–100;
+    /// 0: off).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    process_series: usize,
     /// File holding the bearer token /mcp clients must send (else $NETMON_MCP_TOKEN).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -464,6 +477,7 @@ async fn top(f: TopFlags) -> anyhow::Result<()> {
         table_capacity: f.table_capacity,
         evict_idle_seconds: netmon::agent::DEFAULT_EVICT_IDLE.as_secs_f64(),
         flow_series: 0,
+        process_series: 0,
     })?;
     netmon::top::run(iface, state, opts).await?;
     Ok(())
@@ -502,6 +516,7 @@ async fn agent(a: AgentArgs) -> anyhow::Result<()> {
         table_capacity: a.table_capacity,
         evict_idle_seconds: a.evict_idle,
         flow_series: a.flow_series,
+        process_series: a.process_series,
     })?;
     let token = load::server_token(a.token_file.as_deref())?;
     let port = AgentPort::new(a.listen, token, a.allowed_host, a.sessions.limits()?);
@@ -509,13 +524,16 @@ async fn agent(a: AgentArgs) -> anyhow::Result<()> {
     let agent = Agent::new(opts)?;
     let shutdown = shutdown_signal();
     let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
-    netmon::agent::http::serve(agent, port, shutdown.clone(), |bound| {
+    let serving = netmon::agent::http::serve(agent, port, shutdown.clone(), |bound| {
         // Tests and scripts read the port from this line.
         eprintln!("netmon: agent serving http://{bound}/ with {served}");
     })
-    .await?;
+    .await;
+    // The collector is stopped whether serving ended or failed (a port that cannot be bound):
+    // the runtime waits for its thread.
     shutdown.cancel();
     let _ = collecting.await;
+    serving?;
     eprintln!("netmon: agent stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! the result object is built from it the same way whatever the source. Pure.
 
 use crate::flow::{FlowCounters, FlowId};
+use crate::owner::{Owner, OwnerRef};
 use crate::rank::Ranked;
 use crate::snapshot::Sample;
 use netmon_common::DirTotals;
@@ -105,6 +106,8 @@ pub struct Measurement {
     /// Whether the rows and totals are already narrowed to the request's selection (iftop's
     /// `-f`, a remote agent); otherwise [`crate::filter::Selection::apply`] narrows them.
     pub selection_applied: bool,
+    /// The owners rows point into (empty when the source does not attribute).
+    pub owners: Vec<Owner>,
 }
 
 /// One kernel flow as a row; protocols without ports get none.
@@ -118,6 +121,25 @@ pub fn flow_row(id: &FlowId, c: &FlowCounters) -> Row {
         protocol: Some(id.protocol),
         counters: *c,
         flows: 1,
+        owner: OwnerRef::NONE,
+    }
+}
+
+impl Row {
+    /// The kernel flow a row of [`flow_row`] came from.
+    pub fn flow_id(&self) -> Option<FlowId> {
+        let (Endpoint::Addr(local), Endpoint::Addr(remote), Some(protocol)) =
+            (&self.local, &self.remote, self.protocol)
+        else {
+            return None;
+        };
+        Some(FlowId {
+            local: *local,
+            remote: *remote,
+            local_port: self.local_port.unwrap_or(0),
+            remote_port: self.remote_port.unwrap_or(0),
+            protocol,
+        })
     }
 }
 
@@ -152,6 +174,7 @@ impl Measurement {
             notes,
             interface_totals: None,
             selection_applied: false,
+            owners: Vec::new(),
         }
     }
 

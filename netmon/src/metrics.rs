@@ -8,6 +8,7 @@
 
 use crate::flow::{FlowId, Protocol};
 use crate::interface::InterfaceInfo;
+use crate::owner::Container;
 use crate::snapshot::{Sample, TableFill};
 use crate::window::{Rate, Rolling};
 use netmon_common::DirTotals;
@@ -66,6 +67,25 @@ fn protocol_label(n: u8) -> String {
     }
 }
 
+/// A container's runtime, pod namespace and pod name, as label values.
+fn container_labels(c: &Container) -> (String, String, String) {
+    let runtime = serde_json::to_value(c.runtime)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let (ns, name) = c
+        .pod
+        .as_ref()
+        .map(|p| {
+            (
+                p.namespace.clone().unwrap_or_default(),
+                p.name.clone().unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
+    (runtime, ns, name)
+}
+
 /// Every series the agent exports, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -86,9 +106,33 @@ pub struct Metrics {
     evictions: IntCounterVec,
     flow_rate: GaugeVec,
     rolling: GaugeVec,
+    container_bytes: IntCounterVec,
+    interface_container: IntGaugeVec,
+    process_rate: GaugeVec,
     /// The label values of each interface's exported flow series, to remove them.
     flow_series: Mutex<HashMap<String, Vec<[String; 7]>>>,
+    /// The same for the per-process series.
+    process_series: Mutex<HashMap<String, Vec<[String; 4]>>>,
+    /// When each container series last counted, so a gone container's series go too.
+    container_seen: Mutex<HashMap<[String; 6], std::time::Instant>>,
+    /// Each interface's container label values, to replace or remove them.
+    interface_labels: Mutex<HashMap<String, [String; 5]>>,
 }
+
+/// A container's counters stay this long after its last byte, then go (its container is
+/// probably gone; a new byte brings the series back from zero, as Prometheus expects).
+pub const CONTAINER_SERIES_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Labels of the per-container series.
+const CONTAINER_LABELS: &[&str] = &[
+    "interface",
+    "direction",
+    "runtime",
+    "container",
+    "pod_namespace",
+    "pod_name",
+];
+const PROCESS_LABELS: &[&str] = &["interface", "direction", "pid", "comm"];
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("netmon")
@@ -201,7 +245,31 @@ impl Metrics {
                 "IP bytes per second as iftop's totals show them: averages over the last 2, 10 and 40 s, and the peak tick in the last 40 s.",
                 ROLLING_LABELS,
             ),
+            container_bytes: counters(
+                "container_ip_bytes_total",
+                "IP bytes of the flows whose socket belongs to a process in this container (or pod), on this interface.",
+                CONTAINER_LABELS,
+            ),
+            interface_container: int_gauges(
+                "interface_container",
+                "1 for a host-side veth and the container (or pod) whose sockets send through it.",
+                &[
+                    "interface",
+                    "runtime",
+                    "container",
+                    "pod_namespace",
+                    "pod_name",
+                ],
+            ),
+            process_rate: gauges(
+                "process_bytes_per_second",
+                "IP bytes per second over the last 10 s of the top processes (only with --process-series K: K per interface).",
+                PROCESS_LABELS,
+            ),
             flow_series: Mutex::default(),
+            process_series: Mutex::default(),
+            container_seen: Mutex::default(),
+            interface_labels: Mutex::default(),
             registry,
         };
         let agent_up =
@@ -310,6 +378,107 @@ impl Metrics {
         let _ = self.active.remove_label_values(&l);
         let _ = self.up.remove_label_values(&l);
         self.forget_flows(&iface.name);
+        self.set_processes(&iface.name, &[]);
+        let mut labels = self
+            .interface_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = labels.remove(&iface.name) {
+            let refs: Vec<&str> = l.iter().map(String::as_str).collect();
+            let _ = self.interface_container.remove_label_values(&refs);
+        }
+        drop(labels);
+        let mut seen = self
+            .container_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        seen.retain(|labels, _| {
+            let mine = labels[0] == iface.name;
+            if mine {
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = self.container_bytes.remove_label_values(&refs);
+            }
+            !mine
+        });
+    }
+
+    /// Adds one collection's bytes per container on `iface`: `(container, rx, tx)`. Series of
+    /// containers quiet for [`CONTAINER_SERIES_TTL`] are removed.
+    pub fn record_containers(&self, iface: &str, by_container: &[(Container, u64, u64)]) {
+        let now = std::time::Instant::now();
+        let mut seen = self
+            .container_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (c, rx, tx) in by_container {
+            let (runtime, ns, name) = container_labels(c);
+            for (direction, v) in DIRECTIONS.into_iter().zip([*rx, *tx]) {
+                let labels = [
+                    iface.to_string(),
+                    direction.to_string(),
+                    runtime.clone(),
+                    c.id.clone(),
+                    ns.clone(),
+                    name.clone(),
+                ];
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                self.container_bytes.with_label_values(&refs).inc_by(v);
+                seen.insert(labels, now);
+            }
+        }
+        seen.retain(|labels, at| {
+            let keep = now.duration_since(*at) < CONTAINER_SERIES_TTL;
+            if !keep {
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = self.container_bytes.remove_label_values(&refs);
+            }
+            keep
+        });
+    }
+
+    /// Labels a host-side veth with the container at its other end.
+    pub fn set_interface_container(&self, iface: &str, c: &Container) {
+        let (runtime, ns, name) = container_labels(c);
+        let l = [iface.to_string(), runtime, c.id.clone(), ns, name];
+        let mut labels = self
+            .interface_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = labels.insert(iface.to_string(), l.clone())
+            && old != l
+        {
+            let refs: Vec<&str> = old.iter().map(String::as_str).collect();
+            let _ = self.interface_container.remove_label_values(&refs);
+        }
+        let refs: Vec<&str> = l.iter().map(String::as_str).collect();
+        self.interface_container.with_label_values(&refs).set(1);
+    }
+
+    /// Replaces `iface`'s per-process series with `top`: (pid, comm, rate).
+    pub fn set_processes(&self, iface: &str, top: &[(u32, String, Rate)]) {
+        let mut series = self
+            .process_series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for labels in series.remove(iface).unwrap_or_default() {
+            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = self.process_rate.remove_label_values(&refs);
+        }
+        let mut exported = Vec::new();
+        for (pid, comm, rate) in top {
+            for (direction, v) in DIRECTIONS.into_iter().zip([rate.rx, rate.tx]) {
+                let labels = [
+                    iface.to_string(),
+                    direction.to_string(),
+                    pid.to_string(),
+                    comm.clone(),
+                ];
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                self.process_rate.with_label_values(&refs).set(v);
+                exported.push(labels);
+            }
+        }
+        series.insert(iface.to_string(), exported);
     }
 
     /// Counts idle flows removed from the kernel table.

@@ -1,6 +1,7 @@
 //! Ranking flows: sort key, grouping by host pair, top N. Pure.
 
 use crate::flow::FlowCounters;
+use crate::owner::{Owner, OwnerRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -33,6 +34,11 @@ pub enum GroupBy {
     Connection,
     /// One row per local/remote host pair, all ports and protocols merged, like plain `iftop`.
     Host,
+    /// One row per process, like nethogs, and one per reason for traffic without one.
+    Process,
+    /// One row per container (or pod), one for this host's own processes, and one per reason
+    /// for traffic without an owner.
+    Container,
 }
 
 /// A row of the ranking: a connection, or a host pair when grouped (then ports and protocol are
@@ -47,6 +53,8 @@ pub struct Ranked<A = IpAddr> {
     pub counters: FlowCounters,
     /// How many flows this row merges (1 per connection).
     pub flows: u32,
+    /// Whose it is: an index into the result's owners, or why it has none.
+    pub owner: OwnerRef,
 }
 
 /// The byte count a key orders by; the address keys order by total bytes within one address.
@@ -58,36 +66,73 @@ fn sort_value(c: &FlowCounters, key: SortKey) -> u64 {
     }
 }
 
-/// Groups (by host pair for [`GroupBy::Host`]), orders (by `key`, then total bytes, then
-/// addresses, so equal inputs give equal output) and keeps the first `top` rows. Also returns how
-/// many rows there were before the cut.
+/// The key a row merges under for an owner grouping: the process, or the container (`None`:
+/// this host's own processes), or the reason there is no owner.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum OwnerKey {
+    Process(u32),
+    Container(Option<String>),
+    Unattributed(Option<crate::owner::Unattributed>),
+}
+
+fn owner_key(r: &OwnerRef, by: GroupBy, owners: &[Owner]) -> OwnerKey {
+    let Some(o) = r.owner.and_then(|i| owners.get(i as usize)) else {
+        return OwnerKey::Unattributed(r.reason);
+    };
+    match by {
+        GroupBy::Process => OwnerKey::Process(o.process.as_ref().map_or(0, |p| p.pid)),
+        _ => OwnerKey::Container(o.container.as_ref().map(|c| c.id.clone())),
+    }
+}
+
+/// Merges rows with equal keys; the first row's ends and owner stand for the group.
+fn merge<A: Clone, K: Eq + Hash>(
+    rows: Vec<Ranked<A>>,
+    key: impl Fn(&Ranked<A>) -> K,
+    keep_ports: bool,
+) -> Vec<Ranked<A>> {
+    let mut groups: HashMap<K, Ranked<A>> = HashMap::new();
+    for r in rows {
+        let k = key(&r);
+        match groups.get_mut(&k) {
+            Some(g) => {
+                g.counters.add(&r.counters);
+                g.flows += r.flows;
+                if g.owner != r.owner {
+                    // A host pair shared by two owners has none of its own.
+                    g.owner = OwnerRef::NONE;
+                }
+            }
+            None => {
+                let mut g = r;
+                if !keep_ports {
+                    g.local_port = None;
+                    g.remote_port = None;
+                    g.protocol = None;
+                }
+                groups.insert(k, g);
+            }
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// Groups (by host pair for [`GroupBy::Host`], by owner for the others), orders (by `key`, then
+/// total bytes, then addresses, so equal inputs give equal output) and keeps the first `top`
+/// rows. Also returns how many rows there were before the cut. `owners` is the table rows'
+/// owners point into.
 pub fn rank_rows<A: Clone + Ord + Hash>(
     rows: Vec<Ranked<A>>,
     key: SortKey,
     by: GroupBy,
     top: usize,
+    owners: &[Owner],
 ) -> (Vec<Ranked<A>>, usize) {
     let mut rows = match by {
         GroupBy::Connection => rows,
-        GroupBy::Host => {
-            let mut hosts: HashMap<(A, A), (FlowCounters, u32)> = HashMap::new();
-            for r in rows {
-                let e = hosts.entry((r.local, r.remote)).or_default();
-                e.0.add(&r.counters);
-                e.1 += r.flows;
-            }
-            hosts
-                .into_iter()
-                .map(|((local, remote), (counters, n))| Ranked {
-                    local,
-                    remote,
-                    local_port: None,
-                    remote_port: None,
-                    protocol: None,
-                    counters,
-                    flows: n,
-                })
-                .collect()
+        GroupBy::Host => merge(rows, |r| (r.local.clone(), r.remote.clone()), false),
+        GroupBy::Process | GroupBy::Container => {
+            merge(rows, |r| owner_key(&r.owner, by, owners), false)
         }
     };
     let all = rows.len();
@@ -144,11 +189,12 @@ mod tests {
                 tx_packets: 1,
             },
             flows: 1,
+            owner: OwnerRef::NONE,
         }
     }
 
     fn rank(rows: &[Ranked], key: SortKey, by: GroupBy, top: usize) -> (Vec<Ranked>, usize) {
-        rank_rows(rows.to_vec(), key, by, top)
+        rank_rows(rows.to_vec(), key, by, top, &[])
     }
 
     #[test]
@@ -233,6 +279,62 @@ mod tests {
         assert_eq!(rows[0].counters.tx_bytes, 3);
         assert_eq!(rows[0].flows, 2);
         assert_eq!((rows[0].local_port, rows[0].protocol), (None, None));
+    }
+
+    #[test]
+    fn grouping_by_process_and_container_keeps_every_byte() {
+        use crate::owner::{Container, Process, Runtime, Unattributed};
+        let proc_ = |pid, container: Option<&str>| Owner {
+            process: Some(Process {
+                pid,
+                comm: "p".into(),
+                cmdline: None,
+                uid: 0,
+                user: None,
+            }),
+            container: container.map(|id| Container {
+                runtime: Runtime::Podman,
+                id: id.into(),
+                pod: None,
+            }),
+            cgroup: None,
+        };
+        // Processes 10 and 11 in container c1, 12 on the host; one forwarded flow.
+        let owners = vec![
+            proc_(10, Some("c1")),
+            proc_(11, Some("c1")),
+            proc_(12, None),
+        ];
+        let mut rows = vec![
+            flow(2, 1, 6, 100, 1),
+            flow(2, 2, 6, 50, 2),
+            flow(3, 1, 17, 120, 0),
+            flow(4, 1, 6, 7, 7),
+            flow(5, 1, 6, 1, 1),
+        ];
+        rows[0].owner = OwnerRef::owned(0);
+        rows[1].owner = OwnerRef::owned(0);
+        rows[2].owner = OwnerRef::owned(1);
+        rows[3].owner = OwnerRef::owned(2);
+        rows[4].owner = OwnerRef::unattributed(Unattributed::Forwarded);
+        let total: u64 = rows.iter().map(|r| r.counters.total_bytes()).sum();
+        let (p, n) = rank_rows(rows.clone(), SortKey::Rx, GroupBy::Process, 10, &owners);
+        assert_eq!(n, 4, "three processes and a reason");
+        assert_eq!(p[0].owner, OwnerRef::owned(0));
+        assert_eq!((p[0].counters.rx_bytes, p[0].flows), (150, 2));
+        assert_eq!(p[1].owner, OwnerRef::owned(1));
+        assert_eq!(
+            p.iter().map(|r| r.counters.total_bytes()).sum::<u64>(),
+            total
+        );
+        let (c, n) = rank_rows(rows, SortKey::Rx, GroupBy::Container, 10, &owners);
+        assert_eq!(n, 3, "c1, the host's processes, and forwarded");
+        assert_eq!(c[0].counters.rx_bytes, 270, "both processes of c1");
+        assert_eq!(
+            c.iter().map(|r| r.counters.total_bytes()).sum::<u64>(),
+            total
+        );
+        assert!(c.iter().all(|r| r.local_port.is_none()));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::filter::Selection;
 use crate::flow::Protocol;
 use crate::interface::InterfaceInfo;
 use crate::measurement::{DirectionDetail, Measurement, Row, Totals};
+use crate::owner::{Container, Owner, OwnerRef, Process, Unattributed};
 use crate::rank::{GroupBy, SortKey, rank_rows};
 use crate::units::{bits_per_second, megabits, megabytes};
 use schemars::JsonSchema;
@@ -84,6 +85,10 @@ pub struct TrafficData {
     /// narrowed those; absent when the source cannot tell them (iftop counts only what matched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface_totals: Option<TotalStats>,
+    /// For a host-side veth: the container (or pod) at its other end, as the sockets sending
+    /// through it say (absent when no container's traffic crossed it in the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_owner: Option<Container>,
     /// What the caller should know about how these figures were obtained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -163,10 +168,11 @@ impl TotalStats {
 /// protocol are null).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Connection {
-    /// An IP address. From iftop, a host iftop cut to fit its column ends with `…`.
-    pub local_addr: String,
+    /// An IP address (null in rows by process or container). From iftop, a host iftop cut to
+    /// fit its column ends with `…`.
+    pub local_addr: Option<String>,
     pub local_port: Option<u16>,
-    pub remote_addr: String,
+    pub remote_addr: Option<String>,
     pub remote_port: Option<u16>,
     /// Host names from /etc/hosts or reverse DNS; null when off, not found or not answered in
     /// time (the address is always in `*_addr`).
@@ -196,18 +202,42 @@ pub struct Connection {
     pub tx_bps: u64,
     /// Flows merged into this row (1 for a connection).
     pub flows: u32,
+    /// The process whose socket this is, when known (null in rows by container).
+    #[serde(default)]
+    pub process: Option<Process>,
+    /// Its container (and Kubernetes pod), when it runs in one. In rows by container, null with
+    /// no `unattributed_reason` is this host's own processes.
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// The cgroup v2 path of the process.
+    #[serde(default)]
+    pub cgroup: Option<String>,
+    /// Why there is no owner: forwarded, kernel_socket, socket_closed, no_socket, table_full,
+    /// off. Null when there is one, or when the source does not attribute (iftop).
+    #[serde(default)]
+    pub unattributed_reason: Option<Unattributed>,
 }
 
 impl Connection {
     /// `packets`: whether the source counted packets (iftop does not; they are null then).
-    fn from_row(r: &Row, window_ns: u64, packets: bool) -> Self {
+    /// `owners`: the table the row's owner points into.
+    fn from_row(r: &Row, window_ns: u64, packets: bool, by: GroupBy, owners: &[Owner]) -> Self {
         let rx_bps = bits_per_second(r.counters.rx_bytes, window_ns);
         let tx_bps = bits_per_second(r.counters.tx_bytes, window_ns);
+        let by_owner = matches!(by, GroupBy::Process | GroupBy::Container);
+        let owner = r.owner.owner.and_then(|i| owners.get(i as usize));
+        let per_process = by != GroupBy::Container;
         Self {
-            local_addr: r.local.to_string(),
+            local_addr: (!by_owner).then(|| r.local.to_string()),
             local_port: r.local_port,
-            remote_addr: r.remote.to_string(),
+            remote_addr: (!by_owner).then(|| r.remote.to_string()),
             remote_port: r.remote_port,
+            process: owner
+                .and_then(|o| o.process.clone())
+                .filter(|_| per_process),
+            container: owner.and_then(|o| o.container.clone()),
+            cgroup: owner.and_then(|o| o.cgroup.clone()).filter(|_| per_process),
+            unattributed_reason: r.owner.reason,
             local_name: None,
             remote_name: None,
             local_service: None,
@@ -249,14 +279,59 @@ impl View {
     }
 }
 
+/// The one container whose processes own traffic in `m`, when exactly one does and no process
+/// of the host does: what a host-side veth's other end is. Pure.
+pub fn sole_container(m: &Measurement) -> Option<Container> {
+    let mut found: Option<&Container> = None;
+    for r in &m.rows {
+        let Some(o) = r.owner.owner.and_then(|i| m.owners.get(i as usize)) else {
+            continue;
+        };
+        match (&o.container, found) {
+            (None, _) => return None,
+            (Some(c), None) => found = Some(c),
+            (Some(c), Some(f)) if c.id != f.id => return None,
+            _ => {}
+        }
+    }
+    found.cloned()
+}
+
 impl TrafficData {
     /// The result for what a source measured of `iface` on `host`: narrowed to the view's
     /// selection (unless the source did that), totals, the rows ranked by `view`, and the
     /// source's notes.
     pub fn new(host: &str, source: SourceKind, iface: &str, m: Measurement, view: &View) -> Self {
-        let m = view.selection.apply(m);
+        let mut m = view.selection.apply(m);
         let w = m.window_ns;
-        let (rows, seen) = rank_rows(m.rows, view.sort, view.by, view.top);
+        if matches!(view.by, GroupBy::Process | GroupBy::Container) {
+            // Bytes the kernel counted in no flow still belong in some row.
+            let lost = |d: &Option<DirectionDetail>| {
+                d.as_ref()
+                    .map_or((0, 0), |d| (d.unattributed_bytes, d.unattributed_packets))
+            };
+            let ((rxb, rxp), (txb, txp)) = (lost(&m.totals.rx), lost(&m.totals.tx));
+            if rxb + txb > 0 {
+                // A row by owner shows no ends.
+                let nowhere = crate::measurement::Endpoint::Cut(String::new());
+                m.rows.push(Row {
+                    local: nowhere.clone(),
+                    remote: nowhere,
+                    local_port: None,
+                    remote_port: None,
+                    protocol: None,
+                    counters: crate::flow::FlowCounters {
+                        rx_bytes: rxb,
+                        rx_packets: rxp,
+                        tx_bytes: txb,
+                        tx_packets: txp,
+                    },
+                    flows: 0,
+                    owner: OwnerRef::unattributed(Unattributed::TableFull),
+                });
+            }
+        }
+        let (rows, seen) = rank_rows(m.rows, view.sort, view.by, view.top, &m.owners);
         let sel = &view.selection;
         Self {
             host: host.to_string(),
@@ -264,7 +339,7 @@ impl TrafficData {
             total_stats: TotalStats::from_totals(iface, &m.totals, w),
             top_connections: rows
                 .iter()
-                .map(|r| Connection::from_row(r, w, m.packets))
+                .map(|r| Connection::from_row(r, w, m.packets, view.by, &m.owners))
                 .collect(),
             sort: view.sort,
             group_by: view.by,
@@ -281,6 +356,7 @@ impl TrafficData {
                 .interface_totals
                 .as_ref()
                 .map(|t| TotalStats::from_totals(iface, t, w)),
+            interface_owner: None,
             notes: m.notes,
         }
     }

@@ -5,6 +5,7 @@
 //! and re-created between the snapshots, so its whole current value is new.
 
 use crate::flow::{FlowCounters, FlowId};
+use crate::owner::FlowSockets;
 use netmon_common::DirTotals;
 use std::collections::HashMap;
 
@@ -12,6 +13,9 @@ use std::collections::HashMap;
 /// 40-byte keys and is still seeded per map, so remote hosts choosing addresses and ports cannot
 /// aim for collisions.
 pub type FlowTable = HashMap<FlowId, FlowCounters, foldhash::fast::RandomState>;
+
+/// What the flow tables say of flows' sockets (only flows with something to say).
+pub type SocketTable = HashMap<FlowId, FlowSockets, foldhash::fast::RandomState>;
 
 /// Everything netmon knows about one interface at one instant.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +25,7 @@ pub struct Snapshot {
     pub rx: DirTotals,
     pub tx: DirTotals,
     pub flows: FlowTable,
+    pub sockets: SocketTable,
 }
 
 /// Entries of each flow table (IPv4 and IPv6 have one each), as a full read counted them.

@@ -4,6 +4,7 @@
 //! iftop; the JSON keeps both.
 
 use crate::interface::InterfaceInfo;
+use crate::rank::GroupBy;
 use crate::report::{Connection, TrafficData};
 use crate::units::iftop_size;
 use std::fmt::Write as _;
@@ -75,19 +76,96 @@ fn connection(out: &mut String, n: usize, c: &Connection, style: Style) {
         })
         .unwrap_or_default();
     let local = endpoint(
-        &c.local_addr,
+        c.local_addr.as_deref().unwrap_or(""),
         c.local_name.as_deref(),
         c.local_port,
         c.local_service.as_deref(),
     ) + &proto;
     row(out, Some(n), &local, "=>", c.tx_bps, c.tx_bytes, style);
     let remote = endpoint(
-        &c.remote_addr,
+        c.remote_addr.as_deref().unwrap_or(""),
         c.remote_name.as_deref(),
         c.remote_port,
         c.remote_service.as_deref(),
     );
     row(out, None, &remote, "<=", c.rx_bps, c.rx_bytes, style);
+}
+
+/// Who a row of an owner grouping is, for the text view.
+fn owner_label(c: &Connection) -> String {
+    if let Some(r) = c.unattributed_reason {
+        return format!("unattributed: {}", r.label());
+    }
+    if let Some(p) = &c.process {
+        return p
+            .cmdline
+            .clone()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| p.comm.clone());
+    }
+    "this host's processes".into()
+}
+
+/// nethogs' view: one row per process (PID, USER, PROGRAM) or per container, sent and received.
+fn owners(out: &mut String, d: &TrafficData, style: Style) {
+    let by_process = d.group_by == GroupBy::Process;
+    if by_process {
+        let _ = writeln!(
+            out,
+            "{:>7} {:<9} {:<40} {:>10} {:>10} {:>9} {:>9}",
+            "PID", "USER", "PROGRAM", "SENT", "RECEIVED", "SENT", "RECEIVED"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<10} {:<31} {:>10} {:>10} {:>9} {:>9}",
+            "CONTAINER", "RUNTIME", "POD", "SENT", "RECEIVED", "SENT", "RECEIVED"
+        );
+    }
+    for c in &d.top_connections {
+        let figures = format!(
+            "{:>10} {:>10} {:>9} {:>9}",
+            rate(c.tx_bps, style),
+            rate(c.rx_bps, style),
+            bytes(c.tx_bytes),
+            bytes(c.rx_bytes)
+        );
+        let mut label = owner_label(c);
+        if by_process {
+            let (pid, user) = match &c.process {
+                Some(p) => (
+                    p.pid.to_string(),
+                    p.user.clone().unwrap_or_else(|| p.uid.to_string()),
+                ),
+                None => (String::new(), String::new()),
+            };
+            label.truncate(40);
+            let _ = writeln!(out, "{pid:>7} {user:<9} {label:<40} {figures}");
+        } else {
+            let (id, runtime, pod) = match &c.container {
+                Some(k) => (
+                    k.id.chars().take(12).collect::<String>(),
+                    serde_json::to_value(k.runtime)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    k.pod
+                        .as_ref()
+                        .map(|p| match (&p.namespace, &p.name) {
+                            (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                            _ => p.uid.clone(),
+                        })
+                        .unwrap_or_default(),
+                ),
+                None => {
+                    label.truncate(56);
+                    let _ = writeln!(out, "{label:<57} {figures}");
+                    continue;
+                }
+            };
+            let _ = writeln!(out, "{id:<14} {runtime:<10} {pod:<31} {figures}");
+        }
+    }
 }
 
 pub fn traffic(d: &TrafficData, style: Style) -> String {
@@ -121,8 +199,13 @@ pub fn traffic(d: &TrafficData, style: Style) -> String {
     );
     let line = "-".repeat(WIDTH);
     let _ = writeln!(out, "{line}");
-    for (i, c) in d.top_connections.iter().enumerate() {
-        connection(&mut out, i + 1, c, style);
+    match d.group_by {
+        GroupBy::Process | GroupBy::Container => owners(&mut out, d, style),
+        _ => {
+            for (i, c) in d.top_connections.iter().enumerate() {
+                connection(&mut out, i + 1, c, style);
+            }
+        }
     }
     let _ = writeln!(out, "{line}");
     let total = |label: &str, bps: u64| format!("{label:<48} {:>10}\n", rate(bps, style));

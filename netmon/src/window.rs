@@ -111,6 +111,11 @@ impl History {
         self.ticks.back().map(|t| &t.sample)
     }
 
+    /// Whether `id` moved within the last 40 s.
+    pub fn knows(&self, id: &FlowId) -> bool {
+        self.flows.contains_key(id)
+    }
+
     /// Flows moved within the last 40 s.
     pub fn flow_count(&self) -> usize {
         self.flows.len()

@@ -28,6 +28,19 @@ pub struct RunningAgent {
 /// `netmon agent` in `ns` as uid 65534 with the three capabilities; waits (bounded) for its
 /// address. `--listen 127.0.0.1:0` and `--tick 0.5` unless `args` say otherwise.
 pub fn start_agent(ns: &str, args: &[&str]) -> RunningAgent {
+    start_agent_in(in_ns(ns, "setpriv"), args)
+}
+
+/// The same, entered with `nsenter --net` instead of `ip netns exec`: the mounts stay the
+/// host's (`ip netns exec` mounts a fresh /sys without the cgroup tree), as for an agent in a
+/// host-network container.
+pub fn start_agent_nsenter(ns: &str, args: &[&str]) -> RunningAgent {
+    let mut c = std::process::Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}")).arg("setpriv");
+    start_agent_in(c, args)
+}
+
+fn start_agent_in(mut setpriv: std::process::Command, args: &[&str]) -> RunningAgent {
     let mut defaults = vec![];
     for (flag, value) in [("--listen", "127.0.0.1:0"), ("--tick", "0.5")] {
         if !args.contains(&flag) {
@@ -35,7 +48,7 @@ pub fn start_agent(ns: &str, args: &[&str]) -> RunningAgent {
         }
     }
     let mut child = Spawned(
-        in_ns(ns, "setpriv")
+        setpriv
             .args(LEAST_PRIVILEGE)
             .arg(netmon_bin())
             .arg("agent")

@@ -350,7 +350,7 @@ fn the_streamed_window_end_equals_the_diff_of_two_snapshots() {
     for port in 1025..1080 {
         run(&s, Direction::Egress, &udp(port));
     }
-    let mut streamed = s.sample_since(LO, &before);
+    let (mut streamed, _) = s.sample_since(LO, &before);
     let mut tables = netmon::snapshot::diff(&before, &s.snapshot(LO));
     streamed.flows.sort_by_key(|(id, _)| *id);
     tables.flows.sort_by_key(|(id, _)| *id);
@@ -513,4 +513,49 @@ fn an_interface_whose_totals_slot_is_taken_counts_in_the_spill_map() {
     assert_eq!((snap.tx.frames, snap.tx.ip_bytes), (1, 40));
     let held = s.snapshot(other);
     assert_eq!((held.rx.frames, held.tx.frames), (0, 0));
+}
+
+/// Each direction's socket is looked at once, on its first packet. BPF_PROG_TEST_RUN gives each
+/// run a socket of its own (a new cookie), so a second look would show as a changed cookie.
+#[test]
+fn each_directions_socket_is_looked_at_once() {
+    let s = source(LinkKind::Ethernet, 1024);
+    let received = concat(&[&eth(0x0800), &ipv4(17, 0, 12, 0), &ports(5000, 6000, 4)]);
+    // The same flow sent: addresses and ports the other way round.
+    let mut sent = received.clone();
+    sent[26..30].copy_from_slice(&[10, 0, 0, 2]);
+    sent[30..34].copy_from_slice(&[10, 0, 0, 1]);
+    sent[34..38].copy_from_slice(&[0x17, 0x70, 0x13, 0x88]);
+    let id = FlowId {
+        local: "10.0.0.2".parse().unwrap(),
+        remote: "10.0.0.1".parse().unwrap(),
+        local_port: 6000,
+        remote_port: 5000,
+        protocol: 17,
+    };
+    run(&s, Direction::Ingress, &received);
+    let first = *s
+        .snapshot(LO)
+        .sockets
+        .get(&id)
+        .expect("a received flow's sockets");
+    assert!(first.pending, "its sent side is still to be looked at");
+    assert_eq!(first.cookie, 0);
+    assert_ne!(first.peer_cookie, 0, "the received packet's socket");
+    run(&s, Direction::Ingress, &received);
+    let again = s.snapshot(LO).sockets[&id];
+    assert_eq!(again, first, "a second received packet is not looked at");
+    run(&s, Direction::Egress, &sent);
+    let sent_once = s.snapshot(LO).sockets[&id];
+    assert!(!sent_once.pending);
+    assert_ne!(sent_once.cookie, 0, "the sent packet's socket");
+    assert_eq!(sent_once.peer_cookie, first.peer_cookie);
+    run(&s, Direction::Egress, &sent);
+    let snap = s.snapshot(LO);
+    assert_eq!(
+        snap.sockets[&id], sent_once,
+        "a second sent packet is not looked at"
+    );
+    let c = flow(&snap, "10.0.0.2", 6000, "10.0.0.1", 5000, 17);
+    assert_eq!((c.rx_packets, c.tx_packets), (2, 2));
 }

@@ -162,6 +162,7 @@ fn main() -> Result<()> {
         Cmd::Bench { args } => {
             setup::build()?;
             let clients = setup::test()?;
+            setup::bench()?;
             run(cargo().args([
                 "build",
                 "--release",

@@ -196,6 +196,36 @@ pub fn dist() -> Result<()> {
     }
 }
 
+/// The peers the benchmark compares with: nethogs (Debian) and bandwhich (crates.io, into the
+/// clients' directory).
+const BENCH_PACKAGES: &[&str] = &["nethogs"];
+const BANDWHICH_VERSION: &str = "0.23.1";
+
+pub fn bench() -> Result<()> {
+    apt("benchmark", BENCH_PACKAGES)?;
+    let root = clients_dir().join("bandwhich");
+    let bin = root.join("bin/bandwhich");
+    let have = output(Command::new(&bin).arg("--version")).unwrap_or_default();
+    if have.contains(BANDWHICH_VERSION) {
+        eprintln!("xtask: bandwhich {BANDWHICH_VERSION} present");
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing bandwhich {BANDWHICH_VERSION} into {} (about 2 minutes)",
+        root.display()
+    );
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "bandwhich",
+            "--locked",
+            "--version",
+            BANDWHICH_VERSION,
+            "--root",
+        ])
+        .arg(&root))
+}
+
 /// The tests' real peers (Debian packages) and MCP clients; returns where the clients live.
 pub fn test() -> Result<PathBuf> {
     apt("test", TEST_PACKAGES)?;

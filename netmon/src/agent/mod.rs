@@ -8,18 +8,20 @@ pub mod http;
 pub mod source;
 
 use crate::error::{ArgNames, BpfError, Error, RequestError, Result};
+use crate::filter::Halves;
 use crate::flow::FlowId;
 use crate::host;
 use crate::interface::{InterfaceInfo, InterfaceKind};
 use crate::metrics::{EvictReason, MAX_FLOW_SERIES, Metrics};
+use crate::owner::{Container, FlowSockets, Owned};
 use crate::request::IfaceName;
-use crate::snapshot::{Sample, TableFill};
+use crate::snapshot::{Sample, SocketTable, TableFill};
 use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource, monotonic_ns};
 use crate::tick::{self, Tracked};
 use crate::window::{History, Rate, Rolling};
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,6 +44,7 @@ pub struct AgentFlags {
     pub table_capacity: u32,
     pub evict_idle_seconds: f64,
     pub flow_series: usize,
+    pub process_series: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +59,8 @@ pub struct AgentOptions {
     pub evict_idle: Duration,
     /// Export per-flow rate series for this many top flows per interface (0: none).
     pub flow_series: usize,
+    /// Export per-process rate series for this many top processes per interface (0: none).
+    pub process_series: usize,
 }
 
 impl AgentOptions {
@@ -83,13 +88,18 @@ impl AgentOptions {
                 "",
             ));
         }
-        if f.flow_series > MAX_FLOW_SERIES {
-            return Err(out_of_range(
-                "--flow-series",
-                f.flow_series as f64,
-                &format!("0 to {MAX_FLOW_SERIES}"),
-                ": more per interface would make Prometheus's series count unbounded",
-            ));
+        for (arg, n) in [
+            ("--flow-series", f.flow_series),
+            ("--process-series", f.process_series),
+        ] {
+            if n > MAX_FLOW_SERIES {
+                return Err(out_of_range(
+                    arg,
+                    n as f64,
+                    &format!("0 to {MAX_FLOW_SERIES}"),
+                    ": more per interface would make Prometheus's series count unbounded",
+                ));
+            }
         }
         Ok(Self {
             ifaces: f
@@ -102,6 +112,7 @@ impl AgentOptions {
             ebpf: EbpfOptions::new(f.table_capacity)?,
             evict_idle: Duration::from_secs_f64(f.evict_idle_seconds),
             flow_series: f.flow_series,
+            process_series: f.process_series,
         })
     }
 }
@@ -176,6 +187,16 @@ struct Watched {
     info: InterfaceInfo,
     history: History,
     collections: u64,
+    /// What the flow tables said of the sockets of the flows in `history`.
+    sockets: SocketTable,
+    /// The process of each flow in `history`, for the per-process series.
+    processes: HashMap<FlowId, (u32, String)>,
+}
+
+/// One tick's flows with their sockets, and their owners when attribution is on.
+struct TickOwners {
+    sockets: Vec<(FlowId, FlowSockets)>,
+    owned: Option<Owned>,
 }
 
 /// What only the collector thread touches of one watched interface: the attachment and the
@@ -360,6 +381,8 @@ impl Agent {
                             info: info.clone(),
                             history: History::default(),
                             collections: 0,
+                            sockets: SocketTable::default(),
+                            processes: HashMap::new(),
                         },
                     );
                 }
@@ -391,7 +414,30 @@ impl Agent {
             fill.v4 = fill.v4.saturating_sub(t.evicted - t.evicted_v6);
             let (tracked, sample) = t.finish();
             c.tracked = tracked;
-            self.record(ifindex, &all, c.tracked.snapshot.taken_ns, sample);
+            // Owners are named outside the `watched` lock: /proc and netlink.
+            let sockets: Vec<(FlowId, FlowSockets)> = sample
+                .flows
+                .iter()
+                .map(|(id, _)| {
+                    (
+                        *id,
+                        c.tracked
+                            .snapshot
+                            .sockets
+                            .get(id)
+                            .copied()
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let owned = self.source.owners_of(&sockets).ok();
+            self.record(
+                ifindex,
+                &all,
+                c.tracked.snapshot.taken_ns,
+                sample,
+                TickOwners { sockets, owned },
+            );
         }
         self.entries_v4.store(fill.v4, Ordering::Relaxed);
         self.entries_v6.store(fill.v6, Ordering::Relaxed);
@@ -405,12 +451,54 @@ impl Agent {
     }
 
     /// Adds one tick of `ifindex` to its history and to the metrics.
-    fn record(&self, ifindex: u32, all: &[InterfaceInfo], end_ns: u64, sample: Sample) {
+    fn record(
+        &self,
+        ifindex: u32,
+        all: &[InterfaceInfo],
+        end_ns: u64,
+        sample: Sample,
+        owners: TickOwners,
+    ) {
         let mut watched = self.watched();
         let Some(w) = watched.get_mut(&ifindex) else {
             return;
         };
+        // Bytes per container in this tick, for the metrics.
+        let mut by_container: HashMap<String, (Container, u64, u64)> = HashMap::new();
+        if let Some(owned) = &owners.owned {
+            for (id, counters) in &sample.flows {
+                let Some(o) = owned
+                    .refs
+                    .get(id)
+                    .and_then(|r| r.owner)
+                    .and_then(|i| owned.owners.get(i as usize))
+                else {
+                    continue;
+                };
+                if let Some(p) = &o.process {
+                    w.processes.insert(*id, (p.pid, p.comm.clone()));
+                }
+                if let Some(c) = &o.container {
+                    let e = by_container
+                        .entry(c.id.clone())
+                        .or_insert_with(|| (c.clone(), 0, 0));
+                    e.1 += counters.rx_bytes;
+                    e.2 += counters.tx_bytes;
+                }
+            }
+        }
+        for (id, s) in owners.sockets {
+            if s != FlowSockets::default() {
+                w.sockets.insert(id, s);
+            }
+        }
         w.history.push(end_ns, sample);
+        // Forget what history forgot, now and then rather than every tick.
+        if w.sockets.len() > 2 * w.history.flow_count() + 4096 {
+            let h = &w.history;
+            w.sockets.retain(|id, _| h.knows(id));
+            w.processes.retain(|id, _| h.knows(id));
+        }
         w.collections += 1;
         if let Some(i) = all.iter().find(|i| i.index == ifindex) {
             w.info.up = i.up;
@@ -425,6 +513,27 @@ impl Agent {
                     let top =
                         top_flows(w.history.averages(FLOW_SERIES_SPAN), self.opts.flow_series);
                     self.metrics.set_flows(&w.info.name, &top);
+                }
+                let containers: Vec<(Container, u64, u64)> = by_container.into_values().collect();
+                if let [(c, ..)] = &containers[..]
+                    && w.info.kind == InterfaceKind::Veth
+                {
+                    self.metrics.set_interface_container(&w.info.name, c);
+                }
+                self.metrics.record_containers(&w.info.name, &containers);
+                if self.opts.process_series > 0 {
+                    let procs = &w.processes;
+                    let rows = w
+                        .history
+                        .rolling_by(|id| procs.get(id).map(|p| (p.clone(), Halves::ALL)));
+                    let mut top: Vec<(u32, String, Rate)> = rows
+                        .into_iter()
+                        .map(|((pid, comm), r)| (pid, comm, r.averages[1]))
+                        .filter(|(_, _, r)| r.total() > 0.0)
+                        .collect();
+                    top.sort_by(|a, b| b.2.total().total_cmp(&a.2.total()).then(a.0.cmp(&b.0)));
+                    top.truncate(self.opts.process_series);
+                    self.metrics.set_processes(&w.info.name, &top);
                 }
             }
             _ => self.metrics.forget(&w.info),
@@ -463,6 +572,15 @@ impl Agent {
         }
         self.watched().clear();
         log::info!("agent stopped; everything detached");
+    }
+
+    /// What the flow tables said of the sockets of `ifindex`'s recent flows, for naming their
+    /// owners.
+    pub fn sockets(&self, ifindex: u32) -> SocketTable {
+        self.watched()
+            .get(&ifindex)
+            .map(|w| w.sockets.clone())
+            .unwrap_or_default()
     }
 
     /// `f` on the history of watched interface `ifindex`; `None` before the first collection

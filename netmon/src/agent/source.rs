@@ -9,6 +9,7 @@ use crate::host;
 use crate::interface::InterfaceInfo;
 use crate::measurement::Measurement;
 use crate::report::{SourceKind, View};
+use crate::snapshot::SocketTable;
 use crate::source::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,17 @@ impl TrafficSource for AgentSource {
 }
 
 impl AgentSource {
+    /// `m` with its rows' owners named (blocking work, off the runtime's threads).
+    async fn attributed(&self, mut m: Measurement, sockets: SocketTable) -> Measurement {
+        let agent = self.agent.clone();
+        tokio::task::spawn_blocking(move || {
+            agent.source().attribute(&mut m, &sockets);
+            m
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     async fn answer(
         &self,
         iface: &InterfaceInfo,
@@ -82,11 +94,12 @@ impl AgentSource {
                         .source()
                         .sample_window(iface, window, progress)
                         .await?;
-                    return Ok(w.measurement(&iface.name, window).with_note(format!(
+                    let m = w.measurement(&iface.name, window).with_note(format!(
                         "the agent does not watch {}, so it was attached for this call and sampled for {:.1} s",
                         iface.name,
                         window.as_secs_f64()
-                    )));
+                    ));
+                    return Ok(self.attributed(m, w.sockets).await);
                 }
                 Recorded::NotWatched => {
                     return Err(AgentError::Stalled {
@@ -117,7 +130,9 @@ impl AgentSource {
                             secs(age_ns)
                         ),
                     };
-                    return Ok(Measurement::from_sample(&sample).with_note(note));
+                    let m = Measurement::from_sample(&sample).with_note(note);
+                    let sockets = self.agent.sockets(iface.index);
+                    return Ok(self.attributed(m, sockets).await);
                 }
                 Recorded::Watched {
                     watched_ns,

@@ -10,6 +10,7 @@ pub struct ArgNames {
     /// How to list a host's interfaces.
     pub list: &'static str,
     pub filter: &'static str,
+    pub by: &'static str,
     /// The IPv4 and IPv6 networks of iftop's `-F` and `-G`.
     pub net4: &'static str,
     pub net6: &'static str,
@@ -22,6 +23,7 @@ impl ArgNames {
         top: "--top",
         list: "`netmon interfaces`",
         filter: "--filter",
+        by: "--by",
         net4: "--net",
         net6: "--net6",
     };
@@ -31,6 +33,7 @@ impl ArgNames {
         top: "top",
         list: "list_network_interfaces",
         filter: "filter",
+        by: "group_by",
         net4: "networks",
         net6: "networks",
     };
@@ -103,6 +106,11 @@ pub enum RequestError {
         want: &'static str,
         reason: &'static str,
     },
+
+    #[error(
+        "{arg}: {host} is sampled with iftop over SSH, and iftop cannot say whose traffic it is; run `netmon agent` there and add its agent_url to the config, or group by connection or host"
+    )]
+    NoOwners { arg: &'static str, host: String },
 
     #[error("invalid arguments for {tool}: {detail}; {usage}")]
     BadArguments {

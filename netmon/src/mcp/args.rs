@@ -72,7 +72,8 @@ pub struct TrafficArgs {
     #[serde(default)]
     pub sort: SortKey,
     /// "connection": one row per connection; "host": one row per host pair, ports and
-    /// protocols merged.
+    /// protocols merged; "process": one row per process (like nethogs); "container": one row
+    /// per container or pod. Every row names its process and container when known.
     #[serde(default)]
     pub group_by: GroupBy,
     /// Only the traffic matching this pcap-style filter, as iftop's -f: host H, net N/len,
@@ -142,7 +143,7 @@ fn decode<T: DeserializeOwned>(
 }
 
 pub const INTERFACES_USAGE: &str = "arguments are all optional: host (string), port (integer), username (string), password (string)";
-pub const TRAFFIC_USAGE: &str = "arguments: iface (string, required), sample_seconds (number 3–30, default 5), host, port, username, password, top (integer 1–1000, default 10), sort (\"rx\" | \"tx\" | \"total\" | \"source\" | \"destination\"), group_by (\"connection\" | \"host\"), filter (string, e.g. \"udp and dst port 53\"), networks (array of \"N/len\"), resolve_names (boolean, default true), resolve_services (boolean, default true)";
+pub const TRAFFIC_USAGE: &str = "arguments: iface (string, required), sample_seconds (number 3–30, default 5), host, port, username, password, top (integer 1–1000, default 10), sort (\"rx\" | \"tx\" | \"total\" | \"source\" | \"destination\"), group_by (\"connection\" | \"host\" | \"process\" | \"container\"), filter (string, e.g. \"udp and dst port 53\"), networks (array of \"N/len\"), resolve_names (boolean, default true), resolve_services (boolean, default true)";
 
 impl InterfacesArgs {
     pub fn parse(tool: &'static str, raw: Option<JsonObject>) -> Result<Target, RequestError> {

@@ -125,7 +125,8 @@ pub fn all() -> Vec<Tool> {
              byte and packet counts; data.top_connections has the top 10 connections (local and remote \
              address and port, protocol, bytes and Mbps each way, and host and service names beside \
              the numbers), ordered by received bytes. \
-             Optional: top, sort (rx/tx/total/source/destination), group_by (connection/host), \
+             Each row names its process (pid, comm, cmdline, user) and container when known. \
+             Optional: top, sort (rx/tx/total/source/destination), group_by (connection/host/process/container), \
              filter (a pcap-style expression as iftop's -f, e.g. \"udp and dst port 53\": total_stats \
              then counts only what matched and interface_totals has the whole interface), networks \
              (iftop's -F/-G: crossing traffic only, the inside end as local), resolve_names and \

@@ -168,7 +168,7 @@ impl Namer {
             .top_connections
             .iter()
             .flat_map(|c| [&c.local_addr, &c.remote_addr])
-            .filter_map(|a| a.parse().ok())
+            .filter_map(|a| a.as_deref()?.parse().ok())
             .collect();
         if addrs.is_empty() {
             return;
@@ -225,7 +225,12 @@ impl Namer {
             }
         }
         for c in &mut data.top_connections {
-            let name = |a: &str| a.parse().ok().and_then(|a: IpAddr| names.get(&a).cloned());
+            let name = |a: &Option<String>| {
+                a.as_deref()?
+                    .parse()
+                    .ok()
+                    .and_then(|a: IpAddr| names.get(&a).cloned())
+            };
             c.local_name = name(&c.local_addr);
             c.remote_name = name(&c.remote_addr);
         }

@@ -7,6 +7,7 @@ use crate::error::{AgentError, Result};
 use crate::flow::FlowCounters;
 use crate::interface::InterfaceInfo;
 use crate::measurement::{Endpoint, Measurement, Row, Totals};
+use crate::owner::{Owner, OwnerRef};
 use crate::rank::Ranked;
 use crate::report::{InterfacesData, Response, SourceKind, TotalStats, TrafficData, View, tool};
 use crate::secret::Token;
@@ -197,22 +198,45 @@ impl AgentClient {
 /// the same view, so ranking them again keeps them; `connections_seen` is the agent's.
 fn measurement(d: &TrafficData) -> Measurement {
     let t = &d.total_stats;
+    // The agent's owners, back into a table the rows point into.
+    let mut owners: Vec<Owner> = Vec::new();
     let rows: Vec<Row> = d
         .top_connections
         .iter()
-        .map(|c| Ranked {
-            local: Endpoint::parse(&c.local_addr),
-            remote: Endpoint::parse(&c.remote_addr),
-            local_port: c.local_port,
-            remote_port: c.remote_port,
-            protocol: c.ip_protocol,
-            counters: FlowCounters {
-                rx_bytes: c.rx_bytes,
-                rx_packets: c.rx_packets.unwrap_or(0),
-                tx_bytes: c.tx_bytes,
-                tx_packets: c.tx_packets.unwrap_or(0),
-            },
-            flows: c.flows,
+        .map(|c| {
+            let owner = if c.process.is_some() || c.container.is_some() {
+                let o = Owner {
+                    process: c.process.clone(),
+                    container: c.container.clone(),
+                    cgroup: c.cgroup.clone(),
+                };
+                let i = owners.iter().position(|x| *x == o).unwrap_or_else(|| {
+                    owners.push(o);
+                    owners.len() - 1
+                });
+                OwnerRef::owned(i as u32)
+            } else {
+                OwnerRef {
+                    owner: None,
+                    reason: c.unattributed_reason,
+                }
+            };
+            let end = |a: &Option<String>| Endpoint::parse(a.as_deref().unwrap_or(""));
+            Ranked {
+                local: end(&c.local_addr),
+                remote: end(&c.remote_addr),
+                local_port: c.local_port,
+                remote_port: c.remote_port,
+                protocol: c.ip_protocol,
+                counters: FlowCounters {
+                    rx_bytes: c.rx_bytes,
+                    rx_packets: c.rx_packets.unwrap_or(0),
+                    tx_bytes: c.tx_bytes,
+                    tx_packets: c.tx_packets.unwrap_or(0),
+                },
+                flows: c.flows,
+                owner,
+            }
         })
         .collect();
     let totals = |t: &TotalStats| Totals {
@@ -233,6 +257,7 @@ fn measurement(d: &TrafficData) -> Measurement {
         interface_totals: d.interface_totals.as_ref().map(totals),
         // The agent was asked for the selection and applied it.
         selection_applied: true,
+        owners,
     }
 }
 

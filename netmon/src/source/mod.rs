@@ -19,6 +19,7 @@ use crate::error::{RequestError, Result};
 use crate::interface::{self, InterfaceInfo};
 use crate::measurement::Measurement;
 use crate::names::Namer;
+use crate::rank::GroupBy;
 use crate::report::{SourceKind, TrafficData, View};
 use crate::request::TrafficRequest;
 use std::future::Future;
@@ -96,6 +97,15 @@ pub async fn collect(
     progress: ProgressFn<'_>,
     namer: &Namer,
 ) -> Result<TrafficData> {
+    if matches!(req.by, GroupBy::Process | GroupBy::Container)
+        && source.kind() == SourceKind::SshIftop
+    {
+        return Err(RequestError::NoOwners {
+            arg: req.names.by,
+            host: source.host().to_string(),
+        }
+        .into());
+    }
     let list = source.interfaces().await?;
     let iface = resolve_iface(req, &list, source.host(), default_iface)?;
     let view = View {
@@ -107,7 +117,11 @@ pub async fn collect(
     let m = source
         .sample(&iface, req.window.duration(), &view, progress)
         .await?;
+    let owner = (iface.kind == crate::interface::InterfaceKind::Veth)
+        .then(|| crate::report::sole_container(&m))
+        .flatten();
     let mut data = TrafficData::new(source.host(), source.kind(), &iface.name, m, &view);
+    data.interface_owner = owner;
     namer.label(&mut data, req.naming).await;
     Ok(data)
 }

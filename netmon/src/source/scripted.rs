@@ -109,6 +109,7 @@ mod tests {
                 )]
                 .into_iter()
                 .collect(),
+                sockets: Default::default(),
             },
         }
     }
@@ -184,7 +185,11 @@ mod tests {
             "22/tcp, not 22/udp"
         );
         assert_eq!(c.remote_service, None);
-        assert_eq!(c.local_addr, "10.0.0.1", "the numbers stay");
+        assert_eq!(
+            c.local_addr.as_deref(),
+            Some("10.0.0.1"),
+            "the numbers stay"
+        );
         assert!(
             d.notes
                 .iter()

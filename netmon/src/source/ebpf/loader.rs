@@ -4,12 +4,14 @@
 
 use super::maps::Maps;
 use crate::error::BpfError;
-use aya::programs::SchedClassifier;
+use aya::programs::{CgroupAttachMode, CgroupSock, SchedClassifier};
 use aya::{Ebpf, EbpfLoader};
 use netmon_common::{
-    Direction, EGRESS_PROG, EGRESS_RAW_PROG, FLOOR_PROG, FLOWS4_MAP, FLOWS6_MAP, INGRESS_PROG,
-    INGRESS_RAW_PROG, LinkKind,
+    Direction, EGRESS_PLAIN_PROG, EGRESS_PROG, EGRESS_RAW_PROG, FLOOR_PROG, FLOWS4_MAP, FLOWS6_MAP,
+    INGRESS_PLAIN_PROG, INGRESS_PROG, INGRESS_RAW_PROG, LinkKind, POST_BIND4_PROG, POST_BIND6_PROG,
+    SOCK_CREATE_PROG, SOCK_RELEASE_PROG,
 };
+use std::path::Path;
 
 /// The kernel object built from `netmon-ebpf` by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netmon"));
@@ -24,6 +26,9 @@ pub enum Program {
     },
     /// Returns "continue" and nothing else: what the benchmark measures the others against.
     Floor,
+    /// The Ethernet classifier without socket attribution: what the benchmark measures
+    /// attribution's cost against.
+    Plain(Direction),
 }
 
 impl Program {
@@ -46,6 +51,8 @@ impl Program {
                 link: LinkKind::RawIp,
             } => EGRESS_RAW_PROG,
             Program::Floor => FLOOR_PROG,
+            Program::Plain(Direction::Ingress) => INGRESS_PLAIN_PROG,
+            Program::Plain(Direction::Egress) => EGRESS_PLAIN_PROG,
         }
     }
 }
@@ -103,6 +110,42 @@ impl Programs {
                 .map_err(|e| BpfError::from_aya("load the classifier (verifier)", e))?;
         }
         Ok(prog)
+    }
+
+    /// Loads the socket-owner programs and attaches them to the cgroup v2 tree at `root`, so
+    /// every socket created or released under it is recorded. They stay attached while the
+    /// object is loaded (the links close with it, also when the process dies).
+    pub fn attach_owners(&mut self, root: &Path) -> Result<(), BpfError> {
+        let cgroup = std::fs::File::open(root).map_err(|e| BpfError::Failed {
+            action: "open the cgroup v2 root",
+            source: Box::new(e),
+        })?;
+        for name in [
+            SOCK_CREATE_PROG,
+            SOCK_RELEASE_PROG,
+            POST_BIND4_PROG,
+            POST_BIND6_PROG,
+        ] {
+            let prog: &mut CgroupSock = self
+                .ebpf
+                .program_mut(name)
+                .ok_or_else(|| BpfError::Missing {
+                    what: format!("program {name}"),
+                })?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| {
+                    BpfError::from_aya("find a program", e)
+                })?;
+            prog.load()
+                .map_err(|e| BpfError::from_aya("load the socket-owner program (verifier)", e))?;
+            // A link (kernel 5.7+) always sits beside other programs at the root, never instead
+            // of them; link_create refuses the ALLOW_MULTI flag itself.
+            prog.attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(|e| {
+                    BpfError::from_aya("attach the socket-owner program to the cgroup root", e)
+                })?;
+        }
+        Ok(())
     }
 
     /// The kernel's id of a program already loaded (`bpftool prog show id N`).

@@ -6,12 +6,13 @@
 use super::batch;
 use crate::error::BpfError;
 use crate::flow::{FlowCounters, FlowId, RawKey};
+use crate::owner::FlowSockets;
 use crate::snapshot::{TableFill, sum_totals};
 use aya::Ebpf;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use netmon_common::{
-    DirTotals, Direction, FLOWS4_MAP, FLOWS6_MAP, FlowKey4, FlowKey6, FlowValue, SlotTotals,
-    TOTALS_MAP, TOTALS_SPILL_MAP, TotalsKey, totals_index,
+    DirTotals, Direction, FLOWS4_MAP, FLOWS6_MAP, FlowKey4, FlowKey6, FlowValue, OWNERS_MAP,
+    SlotTotals, SocketOwner, TOTALS_MAP, TOTALS_SPILL_MAP, TotalsKey, totals_index,
 };
 use std::io;
 
@@ -20,6 +21,8 @@ pub struct Maps {
     flows6: HashMap<MapData, FlowKey6, FlowValue>,
     totals: PerCpuArray<MapData, SlotTotals>,
     spill: PerCpuHashMap<MapData, TotalsKey, DirTotals>,
+    /// Socket owners by cookie, from the cgroup socket programs (an LRU map).
+    owners: HashMap<MapData, u64, SocketOwner>,
     nr_cpus: usize,
 }
 
@@ -44,6 +47,7 @@ impl Maps {
             flows6: take(ebpf, FLOWS6_MAP)?,
             totals: take(ebpf, TOTALS_MAP)?,
             spill: take(ebpf, TOTALS_SPILL_MAP)?,
+            owners: take(ebpf, OWNERS_MAP)?,
             nr_cpus,
         })
     }
@@ -165,15 +169,37 @@ impl Maps {
         }
     }
 
-    /// Passes every flow of both tables to `f` with its interface; says how full they were.
-    pub fn for_each_flow(&self, mut f: impl FnMut(u32, FlowId, FlowCounters)) -> TableFill {
+    /// Passes every flow of both tables to `f` with its interface and sockets; says how full
+    /// they were.
+    pub fn for_each_flow(
+        &self,
+        mut f: impl FnMut(u32, FlowId, FlowCounters, FlowSockets),
+    ) -> TableFill {
         let v4 = read_all(&self.flows4, |k, v| {
-            f(k.ifindex, FlowId::from_v4(k), v.into())
+            f(k.ifindex, FlowId::from_v4(k), v.into(), v.into())
         });
         let v6 = read_all(&self.flows6, |k, v| {
-            f(k.ifindex, FlowId::from_v6(k), v.into())
+            f(k.ifindex, FlowId::from_v6(k), v.into(), v.into())
         });
         TableFill { v4, v6 }
+    }
+
+    /// Every socket owner the cgroup programs recorded, by cookie.
+    pub fn owners(&self) -> std::collections::HashMap<u64, SocketOwner> {
+        let mut out = std::collections::HashMap::new();
+        if self.owners.keys().next().is_none() {
+            return out;
+        }
+        let mut each = |k: &u64, v: &SocketOwner| {
+            out.insert(*k, *v);
+        };
+        if batch::for_each(&self.owners, &mut each).is_err() {
+            self.owners
+                .iter()
+                .filter_map(|r| r.ok())
+                .for_each(|(k, v)| each(&k, &v));
+        }
+        out
     }
 
     /// Removes `id`'s entry on `ifindex` and returns what it had counted at that instant, in one

@@ -22,8 +22,12 @@ use crate::flow::{FlowCounters, FlowId};
 use crate::host;
 use crate::interface::InterfaceInfo;
 use crate::measurement::Measurement;
+use crate::owner::resolve::Resolver;
+use crate::owner::{FlowSockets, Owned, OwnerRef, Unattributed};
 use crate::report::{SourceKind, View};
-use crate::snapshot::{FlowTable, Sample, Snapshot, TableFill, diff_totals, flow_delta};
+use crate::snapshot::{
+    FlowTable, Sample, Snapshot, SocketTable, TableFill, diff_totals, flow_delta,
+};
 use crate::tick::Tick;
 use attach::Attachments;
 use aya::programs::SchedClassifier;
@@ -71,6 +75,8 @@ struct Inner {
     maps: RwLock<Maps>,
     /// Ids of the Ethernet ingress and egress programs, for /health.
     ids: (Option<u32>, Option<u32>),
+    /// Who owns the flows' sockets, or why netmon cannot tell.
+    owners: Result<Mutex<Resolver>, String>,
 }
 
 /// netmon's classifier, loaded once and shared by every caller of this process. A source made
@@ -114,7 +120,21 @@ impl Reading {
 }
 
 fn load_inner(opts: EbpfOptions) -> Result<Inner, BpfError> {
-    let (programs, maps) = loader::load(opts.flow_capacity)?;
+    let (mut programs, maps) = loader::load(opts.flow_capacity)?;
+    // The socket-owner programs watch sockets from now on; the resolver lists the older ones.
+    let owners = match crate::owner::resolve::cgroup_root() {
+        None => Err(
+            "no cgroup v2 mount was found and netmon could not mount one (that needs root), so the socket-owner programs have nothing to attach to"
+                .to_string(),
+        ),
+        Some(root) => programs
+            .attach_owners(&root)
+            .map(|()| Mutex::new(Resolver::new()))
+            .map_err(|e| crate::error::chain(&e)),
+    };
+    if let Err(why) = &owners {
+        log::warn!("traffic will not be attributed to processes: {why}");
+    }
     let eth = |direction| Program::Classifier {
         direction,
         link: LinkKind::Ethernet,
@@ -127,6 +147,7 @@ fn load_inner(opts: EbpfOptions) -> Result<Inner, BpfError> {
         attachments: Mutex::new(Attachments::new(programs)),
         maps: RwLock::new(maps),
         ids,
+        owners,
     })
 }
 
@@ -237,12 +258,76 @@ impl EbpfSource {
         })
     }
 
+    /// Attaches the classifier without socket attribution to both hooks of `iface`: what the
+    /// benchmark measures attribution's cost against. Use a source of its own for it.
+    pub fn attach_plain(&self, iface: &InterfaceInfo) -> Result<Attachment, BpfError> {
+        let inner = self.inner()?;
+        let mut a = inner.attachments();
+        if !a.contains(iface.index) {
+            inner.maps_mut().claim(iface.index)?;
+        }
+        a.add(
+            iface,
+            [
+                Program::Plain(Direction::Ingress),
+                Program::Plain(Direction::Egress),
+            ],
+        )?;
+        Ok(Attachment {
+            inner: Some(inner.clone()),
+            ifindex: iface.index,
+        })
+    }
+
+    /// The owners of `flows` (with what the flow tables said of their sockets): a table, and
+    /// each flow's place in it or the reason it has none. `Err`: attribution is off, and why.
+    /// Blocking: /proc and netlink.
+    pub fn owners_of(&self, flows: &[(FlowId, FlowSockets)]) -> std::result::Result<Owned, String> {
+        let Some(inner) = lock(&self.loaded).clone() else {
+            return Err("the classifier is not loaded".into());
+        };
+        let resolver = inner.owners.as_ref().map_err(Clone::clone)?;
+        let records = inner.maps().owners();
+        let local = host::local_addresses();
+        Ok(lock(resolver).attribute(flows, &records, &local))
+    }
+
+    /// Names the owner of every row of `m` from `sockets` (what the flow tables said of each
+    /// flow's sockets), or says in a note why it cannot. Blocking: /proc and netlink.
+    pub fn attribute(&self, m: &mut Measurement, sockets: &SocketTable) {
+        let flows: Vec<(FlowId, FlowSockets)> = m
+            .rows
+            .iter()
+            .filter_map(|r| r.flow_id())
+            .map(|id| (id, sockets.get(&id).copied().unwrap_or_default()))
+            .collect();
+        match self.owners_of(&flows) {
+            Err(why) => {
+                for r in &mut m.rows {
+                    r.owner = OwnerRef::unattributed(Unattributed::Off);
+                }
+                m.notes.push(format!(
+                    "traffic is not attributed to processes: {why}; it needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON and a cgroup v2 mount"
+                ));
+            }
+            Ok(owned) => {
+                for r in &mut m.rows {
+                    if let Some(id) = r.flow_id() {
+                        r.owner = owned.refs.get(&id).copied().unwrap_or_default();
+                    }
+                }
+                m.owners = owned.owners;
+                m.notes.extend(owned.note);
+            }
+        }
+    }
+
     /// Reads the totals of `ifindexes` and passes each of their flows to `f`, in one pass over
     /// the tables. The instant is taken before anything is read.
     fn read_with(
         &self,
         ifindexes: &[u32],
-        mut f: impl FnMut(u32, FlowId, FlowCounters),
+        mut f: impl FnMut(u32, FlowId, FlowCounters, FlowSockets),
     ) -> (u64, Vec<(DirTotals, DirTotals)>, TableFill) {
         // Nothing was ever attached if the classifier is not loaded: nothing to read.
         let Some(inner) = lock(&self.loaded).clone() else {
@@ -263,9 +348,9 @@ impl EbpfSource {
                 )
             })
             .collect();
-        let fill = maps.for_each_flow(|ifindex, id, c| {
+        let fill = maps.for_each_flow(|ifindex, id, c, sockets| {
             if ifindexes.contains(&ifindex) {
-                f(ifindex, id, c);
+                f(ifindex, id, c, sockets);
             }
         });
         (taken_ns, totals, fill)
@@ -273,26 +358,29 @@ impl EbpfSource {
 
     /// The counters of several interfaces, from one pass over the flow tables.
     pub fn read(&self, ifindexes: &[u32]) -> Reading {
-        let mut tables: HashMap<u32, FlowTable> = ifindexes
-            .iter()
-            .map(|&i| (i, FlowTable::default()))
-            .collect();
-        let (taken_ns, totals, fill) = self.read_with(ifindexes, |ifindex, id, c| {
-            if let Some(t) = tables.get_mut(&ifindex) {
+        let mut tables: HashMap<u32, (FlowTable, SocketTable)> =
+            ifindexes.iter().map(|&i| (i, Default::default())).collect();
+        let (taken_ns, totals, fill) = self.read_with(ifindexes, |ifindex, id, c, s| {
+            if let Some((t, sockets)) = tables.get_mut(&ifindex) {
                 t.insert(id, c);
+                if s != FlowSockets::default() {
+                    sockets.insert(id, s);
+                }
             }
         });
         let per_iface = ifindexes
             .iter()
             .zip(totals)
             .map(|(&i, (rx, tx))| {
+                let (flows, sockets) = tables.remove(&i).unwrap_or_default();
                 (
                     i,
                     Snapshot {
                         taken_ns,
                         rx,
                         tx,
-                        flows: tables.remove(&i).unwrap_or_default(),
+                        flows,
+                        sockets,
                     },
                 )
             })
@@ -309,20 +397,27 @@ impl EbpfSource {
     /// and a fresh [`Self::snapshot`], but the flows are diffed as they come out of the kernel,
     /// with no table built for them. This is the end of every sample window, so it is what
     /// callers wait for.
-    pub fn sample_since(&self, ifindex: u32, before: &Snapshot) -> Sample {
+    ///
+    /// Also returns the sockets of the sample's flows.
+    pub fn sample_since(&self, ifindex: u32, before: &Snapshot) -> (Sample, SocketTable) {
         let mut flows = Vec::with_capacity(before.flows.len());
-        let (taken_ns, totals, _) = self.read_with(&[ifindex], |_, id, now| {
+        let mut sockets = SocketTable::default();
+        let (taken_ns, totals, _) = self.read_with(&[ifindex], |_, id, now, s| {
             if let Some(d) = flow_delta(before.flows.get(&id), &now) {
                 flows.push((id, d));
+                if s != FlowSockets::default() {
+                    sockets.insert(id, s);
+                }
             }
         });
         let (rx, tx) = totals.into_iter().next().unwrap_or_default();
-        Sample {
+        let sample = Sample {
             window_ns: taken_ns.saturating_sub(before.taken_ns),
             rx: diff_totals(&rx, &before.rx),
             tx: diff_totals(&tx, &before.tx),
             flows,
-        }
+        };
+        (sample, sockets)
     }
 
     /// Removes `tick`'s idle flows of `ifindex` from the kernel table with
@@ -394,14 +489,15 @@ impl EbpfSource {
             }
         }
         let (me, ifindex) = (self.clone(), iface.index);
-        let sample = blocking(move || {
-            let sample = me.sample_since(ifindex, &before);
+        let (sample, sockets) = blocking(move || {
+            let taken = me.sample_since(ifindex, &before);
             attachment.detach();
-            Ok(sample)
+            Ok(taken)
         })
         .await?;
         Ok(Window {
             sample,
+            sockets,
             vanished_after,
         })
     }
@@ -413,6 +509,8 @@ pub const PRESENCE_CHECK: Duration = Duration::from_millis(250);
 /// What one window of [`EbpfSource::sample_window`] saw.
 pub struct Window {
     pub sample: Sample,
+    /// What the flow tables said of the sample's flows' sockets.
+    pub sockets: SocketTable,
     /// The interface was deleted about this far into the window; the sample stops there.
     pub vanished_after: Option<Duration>,
 }
@@ -507,7 +605,14 @@ impl TrafficSource for EbpfSource {
     ) -> BoxFuture<'a, Result<Measurement>> {
         Box::pin(async move {
             let w = self.sample_window(iface, window, progress).await?;
-            Ok(w.measurement(&iface.name, window))
+            let mut m = w.measurement(&iface.name, window);
+            let me = self.clone();
+            blocking(move || {
+                me.attribute(&mut m, &w.sockets);
+                Ok(m)
+            })
+            .await
+            .map_err(Into::into)
         })
     }
 }

@@ -202,7 +202,7 @@ impl Bench<'_> {
                 "-n",
                 "--sort",
                 "tx",
-                "-n",
+                "-L",
                 "1",
             ],
         );
@@ -276,20 +276,38 @@ impl Bench<'_> {
         let netmon = ns_per_run(&program_stats(&["netmon_ingress", "netmon_egress"]));
         let _ = finish(child, Some(stderr));
 
-        let mut floor_child = Spawned(
-            in_ns(&pair.ns_a, self.me.to_str().expect("utf-8 path"))
-                .args(["--floor-iface", &pair.dev_a])
-                .args(["--floor-seconds", &(self.seconds + 5).to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawning the floor attacher"),
+        let other = |plain: bool, names: &[&str]| {
+            let mut c = in_ns(&pair.ns_a, self.me.to_str().expect("utf-8 path"));
+            c.args(["--floor-iface", &pair.dev_a])
+                .args(["--floor-seconds", &(self.seconds + 5).to_string()]);
+            if plain {
+                c.arg("--plain");
+            }
+            let mut child = Spawned(
+                c.stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawning the floor attacher"),
+            );
+            netmon_tests::wait_stderr_line(&mut child, "floor attached");
+            let _ = self.burst(pair, load);
+            let ns = ns_per_run(&program_stats(names));
+            drop(child);
+            ns
+        };
+        let floor = other(false, &["netmon_floor"]);
+        let plain = other(
+            true,
+            &[
+                netmon_common::INGRESS_PLAIN_PROG,
+                netmon_common::EGRESS_PLAIN_PROG,
+            ],
         );
-        netmon_tests::wait_stderr_line(&mut floor_child, "floor attached");
-        let _ = self.burst(pair, load);
-        let floor = ns_per_run(&program_stats(&["netmon_floor"]));
-        drop(floor_child);
-        PerPacket { netmon, floor }
+        PerPacket {
+            netmon,
+            floor,
+            plain,
+        }
     }
 
     fn iftop(&self, pair: &VethPair, load: Load, run: usize) -> Run {
@@ -494,6 +512,8 @@ impl Drop for BpfStats {
 pub struct PerPacket {
     pub netmon: Option<f64>,
     pub floor: Option<f64>,
+    /// The same classifier without socket attribution, attached the same way.
+    pub plain: Option<f64>,
 }
 
 fn ns_per_run(stats: &[(u64, u64)]) -> Option<f64> {

@@ -8,6 +8,7 @@
 mod classifier;
 mod datapath;
 mod mcp;
+mod owners;
 mod proc;
 mod report;
 mod snapshot;
@@ -23,6 +24,7 @@ enum Section {
     Snapshot,
     Mcp,
     Top,
+    Owners,
 }
 
 #[derive(Parser)]
@@ -55,11 +57,14 @@ struct Args {
     floor_iface: Option<String>,
     #[arg(long, hide = true, default_value_t = 10)]
     floor_seconds: u64,
+    /// Internal, with --floor-iface: attach the classifier without socket attribution instead.
+    #[arg(long, hide = true)]
+    plain: bool,
 }
 
 /// The floor for the datapath's bpf_stats figures: run by the benchmark inside the test
 /// namespace, where the interface is.
-fn attach_floor(name: &str, seconds: u64) {
+fn attach_floor(name: &str, seconds: u64, plain: bool) {
     use netmon::source::ebpf::{EbpfOptions, EbpfSource};
     let source = EbpfSource::load(EbpfOptions::default()).expect("loading the classifier");
     let list = netmon::host::list().expect("listing interfaces");
@@ -67,7 +72,13 @@ fn attach_floor(name: &str, seconds: u64) {
         .iter()
         .find(|i| i.name == name)
         .unwrap_or_else(|| panic!("no interface {name}"));
-    let attached = source.attach_floor(iface).expect("attaching the floor");
+    let attached = if plain {
+        source
+            .attach_plain(iface)
+            .expect("attaching the plain classifier")
+    } else {
+        source.attach_floor(iface).expect("attaching the floor")
+    };
     eprintln!("netmon-bench: floor attached to {name}");
     std::thread::sleep(std::time::Duration::from_secs(seconds));
     attached.detach();
@@ -77,7 +88,7 @@ fn main() {
     let args = Args::parse();
     netmon_tests::require_root();
     if let Some(name) = &args.floor_iface {
-        attach_floor(name, args.floor_seconds);
+        attach_floor(name, args.floor_seconds, args.plain);
         return;
     }
     let exe = std::env::current_exe().expect("current exe");
@@ -137,6 +148,18 @@ fn main() {
     } else {
         Vec::new()
     };
+    let owners = if want(Section::Owners) {
+        eprintln!("netmon-bench: per-process bytes against nethogs and bandwhich");
+        let bandwhich = std::env::var_os("NETMON_TEST_CLIENTS")
+            .map(|d| std::path::PathBuf::from(d).join("bandwhich/bin/bandwhich"))
+            .filter(|p| p.exists());
+        if bandwhich.is_none() {
+            eprintln!("netmon-bench: bandwhich is not installed; `cargo xtask bench` installs it");
+        }
+        owners::measure(&netmon, bandwhich.as_deref(), runs)
+    } else {
+        Vec::new()
+    };
     let criterion = args
         .criterion
         .as_deref()
@@ -154,6 +177,7 @@ fn main() {
             snapshot: snapshots,
             mcp,
             top,
+            owners,
             criterion,
         },
     );

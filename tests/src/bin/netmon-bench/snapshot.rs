@@ -104,11 +104,11 @@ pub fn measure(flows: usize, reps: usize) -> Cost {
         // Traffic on every flow between the snapshots, so the diff and the ranking see them all.
         fill_s.push(fill(&source, flows as u32));
         let t0 = Instant::now();
-        let sample = source.sample_since(LO, &prev);
+        let (sample, _sockets) = source.sample_since(LO, &prev);
         read_diff.push(ms(t0));
         let t1 = Instant::now();
         let rows = Measurement::from_sample(&sample).rows;
-        let (top, seen) = rank_rows(rows, SortKey::Rx, GroupBy::Connection, 10);
+        let (top, seen) = rank_rows(rows, SortKey::Rx, GroupBy::Connection, 10, &[]);
         ranks.push(ms(t1));
         totals.push(ms(t0));
         assert_eq!((top.len(), seen), (10.min(flows), flows));

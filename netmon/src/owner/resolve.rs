@@ -1,0 +1,428 @@
+//! From the kernel's records to named owners: the cgroup hooks' socket records (by cookie), the
+//! sockets older than netmon (sock_diag and /proc/*/fd, read once when netmon starts), /proc for
+//! a live process's command line and cgroup, /etc/passwd for user names, the cgroup v2 tree for
+//! an exited process's cgroup path, and /var/log/pods for pod names. An edge.
+
+use super::{FlowSockets, Owned, Owner, OwnerRef, Process, SocketRecord, Unattributed};
+use super::{Lookup, cgroup, choose, diag};
+use crate::flow::FlowId;
+use netmon_common::SocketOwner;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Bytes of a command line kept.
+const CMDLINE: usize = 256;
+/// Owners remembered by cookie before the memory starts over.
+const NAMED_MAX: usize = 65_536;
+
+/// The cgroup v2 root: this process's mount of it, else (run through `ip netns exec`, which
+/// mounts a fresh /sys without it) the one its closest ancestor sees, through that ancestor's
+/// root, else one netmon mounts itself. Found once.
+pub fn cgroup_root() -> Option<PathBuf> {
+    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| mounted_cgroup_root().or_else(own_cgroup_mount))
+        .clone()
+}
+
+/// Mounts cgroup2 on a fresh directory, keeps a descriptor of its root and detaches the mount
+/// at once, so no mount is left behind: the tree stays reachable as `/proc/self/fd/N`. Needs
+/// CAP_SYS_ADMIN (root); without it there is no root to attach to.
+fn own_cgroup_mount() -> Option<PathBuf> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("netmon-cgroup2-{}", std::process::id()));
+    std::fs::create_dir(&dir).ok()?;
+    let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let fstype = c"cgroup2";
+    // SAFETY: NUL-terminated strings that outlive the calls; the descriptor is kept for the
+    // life of the process on purpose (it is the cgroup tree's handle).
+    let fd = unsafe {
+        if libc::mount(
+            fstype.as_ptr(),
+            path.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        ) != 0
+        {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+        fd
+    };
+    let _ = std::fs::remove_dir(&dir);
+    (fd >= 0).then(|| PathBuf::from(format!("/proc/self/fd/{fd}")))
+}
+
+fn mounted_cgroup_root() -> Option<PathBuf> {
+    let find = |mountinfo: &str| {
+        mountinfo.lines().find_map(|l| {
+            let (mount, rest) = l.split_once(" - ")?;
+            rest.starts_with("cgroup2 ")
+                .then(|| mount.split_whitespace().nth(4).map(str::to_string))
+                .flatten()
+        })
+    };
+    let ppid = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    let mut pid = std::process::id();
+    // Bounded: a handful of ancestors, never PID 1's (often unreadable) or the kernel's.
+    for hop in 0..8 {
+        let prefix = if hop == 0 {
+            String::new()
+        } else {
+            format!("/proc/{pid}/root")
+        };
+        let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        if let Some(p) = find(&text).map(|m| format!("{prefix}{m}"))
+            && Path::new(&p).is_dir()
+        {
+            return Some(PathBuf::from(p));
+        }
+        match ppid(pid) {
+            Some(p) if p > 1 => pid = p,
+            _ => break,
+        }
+    }
+    None
+}
+
+/// This process's network namespace cookie (SO_NETNS_COOKIE, Linux 5.14+), from a socket that
+/// is never bound: binding could fail where loopback is down.
+fn own_netns_cookie() -> Option<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) returns a new descriptor or -1; the descriptor is owned from here.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut c: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: SO_NETNS_COOKIE (71) writes a u64 into `c`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            71,
+            (&raw mut c).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(c)
+}
+
+fn passwd() -> HashMap<u32, String> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+        })
+        .collect()
+}
+
+/// Turns the kernel's socket records into owners, for the flows of one result.
+pub struct Resolver {
+    own_netns: Option<u64>,
+    cgroup_root: Option<PathBuf>,
+    users: HashMap<u32, String>,
+    /// cgroup id → path, from walking the cgroup tree (filled on a miss).
+    cgroups: HashMap<u64, String>,
+    /// cgroup ids no walk found (removed cgroups), so that they are not walked for again.
+    gone: std::collections::HashSet<u64>,
+    /// Sockets older than netmon: cookie → process.
+    older: HashMap<u64, u32>,
+    /// Owners already named, by cookie: a socket's owner does not change, and an agent asks
+    /// every tick.
+    named: HashMap<u64, Owner>,
+    /// What limited the look at older sockets, for a note.
+    pub older_note: Option<String>,
+}
+
+impl Resolver {
+    /// Reads what does not change (users, the cgroup mount, netmon's namespace) and the sockets
+    /// that exist now, whose creation netmon's hooks did not see.
+    pub fn new() -> Self {
+        let mut r = Self {
+            own_netns: own_netns_cookie(),
+            cgroup_root: cgroup_root(),
+            users: passwd(),
+            cgroups: HashMap::new(),
+            gone: Default::default(),
+            older: HashMap::new(),
+            named: HashMap::new(),
+            older_note: None,
+        };
+        r.scan_older();
+        r
+    }
+
+    fn scan_older(&mut self) {
+        let sockets = match diag::sockets() {
+            Ok(s) => s,
+            Err(e) => {
+                self.older_note = Some(format!(
+                    "sockets older than netmon were not listed (sock_diag: {e}); their flows show as unattributed"
+                ));
+                return;
+            }
+        };
+        let (inodes, denied) = diag::socket_inodes();
+        for s in sockets {
+            if let Some(pid) = inodes.get(&s.inode) {
+                self.older.insert(s.cookie, *pid);
+            }
+        }
+        if denied > 0 {
+            self.older_note = Some(format!(
+                "the sockets of {denied} processes older than netmon could not be read (another user's /proc/PID/fd needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH); their flows show as unattributed until they open new sockets"
+            ));
+        }
+    }
+
+    /// The record of a cookie: the hooks' first, else the scan of older sockets (which lists
+    /// this namespace's only).
+    fn record(&mut self, records: &HashMap<u64, SocketOwner>, cookie: u64) -> Option<SocketRecord> {
+        if let Some(r) = records.get(&cookie) {
+            let in_container = self
+                .cgroup_path(r.cgroup_id)
+                .is_some_and(|p| cgroup::container(&p).is_some());
+            return Some(SocketRecord {
+                tgid: r.tgid,
+                same_netns: self.own_netns.is_none_or(|n| n == r.netns_cookie),
+                in_container,
+            });
+        }
+        self.older.get(&cookie).map(|&tgid| SocketRecord {
+            tgid,
+            same_netns: true,
+            in_container: false,
+        })
+    }
+
+    /// The cgroup path of a cgroup id, from walking the cgroup tree once per miss.
+    fn cgroup_path(&mut self, id: u64) -> Option<String> {
+        if let Some(p) = self.cgroups.get(&id) {
+            return Some(p.clone());
+        }
+        // An id the last walk did not find is a cgroup removed since: ids are not reused.
+        if self.gone.contains(&id) {
+            return None;
+        }
+        let root = self.cgroup_root.clone()?;
+        use std::os::unix::fs::MetadataExt;
+        let mut stack = vec![root.clone()];
+        // Bounded: a cgroup tree has thousands of directories, not millions.
+        let mut left = 100_000;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            if let Ok(m) = std::fs::metadata(&dir) {
+                let rel = dir
+                    .strip_prefix(&root)
+                    .map_or(String::new(), |p| p.display().to_string());
+                self.cgroups.insert(m.ino(), format!("/{rel}"));
+            }
+            for e in entries.flatten() {
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        let found = self.cgroups.get(&id).cloned();
+        if found.is_none() {
+            if self.gone.len() >= NAMED_MAX {
+                self.gone.clear();
+            }
+            self.gone.insert(id);
+        }
+        found
+    }
+
+    /// The owner of a socket record: the process (its command line while it lives), its cgroup
+    /// and container.
+    fn owner(&mut self, cookie: u64, records: &HashMap<u64, SocketOwner>) -> Option<Owner> {
+        if let Some(o) = self.named.get(&cookie) {
+            return Some(o.clone());
+        }
+        let o = self.name_owner(cookie, records)?;
+        if self.named.len() >= NAMED_MAX {
+            self.named.clear();
+        }
+        self.named.insert(cookie, o.clone());
+        Some(o)
+    }
+
+    fn name_owner(&mut self, cookie: u64, records: &HashMap<u64, SocketOwner>) -> Option<Owner> {
+        let (tgid, uid, comm, cgroup_id) = match records.get(&cookie) {
+            Some(r) => {
+                let end = r.comm.iter().position(|&b| b == 0).unwrap_or(r.comm.len());
+                let comm = String::from_utf8_lossy(&r.comm[..end]).into_owned();
+                (r.tgid, r.uid, comm, Some(r.cgroup_id))
+            }
+            None => {
+                let tgid = *self.older.get(&cookie)?;
+                let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default();
+                let uid = std::fs::read_to_string(format!("/proc/{tgid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("Uid:"))
+                            .and_then(|u| u.split_whitespace().next()?.parse().ok())
+                    })
+                    .unwrap_or(0);
+                (tgid, uid, comm, None)
+            }
+        };
+        // The live process, if it is still the one that made the socket (same name).
+        let alive =
+            std::fs::read_to_string(format!("/proc/{tgid}/comm")).is_ok_and(|c| c.trim() == comm);
+        let cmdline = alive
+            .then(|| std::fs::read(format!("/proc/{tgid}/cmdline")).ok())
+            .flatten()
+            .map(|b| {
+                let b = &b[..b.len().min(CMDLINE)];
+                String::from_utf8_lossy(b)
+                    .split('\0')
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+        let live_cgroup = alive
+            .then(|| std::fs::read_to_string(format!("/proc/{tgid}/cgroup")).ok())
+            .flatten()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            });
+        let cgroup = match cgroup_id {
+            Some(id) => self.cgroup_path(id).or(live_cgroup),
+            None => live_cgroup,
+        };
+        let container = cgroup.as_deref().and_then(cgroup::container).map(|mut c| {
+            if let Some(pod) = c.pod.as_mut() {
+                cgroup::name_pod(pod, &pod_log_dirs());
+            }
+            c
+        });
+        Some(Owner {
+            process: Some(Process {
+                pid: tgid,
+                comm,
+                cmdline,
+                uid,
+                user: self.users.get(&uid).cloned(),
+            }),
+            container,
+            cgroup,
+        })
+    }
+
+    /// The owner of every flow of one result: an index into the returned table (one entry per
+    /// process), or the reason it has none. `local` lists this namespace's addresses (with the
+    /// IPv4 broadcast addresses).
+    pub fn attribute(
+        &mut self,
+        flows: &[(FlowId, FlowSockets)],
+        records: &HashMap<u64, SocketOwner>,
+        local: &[IpAddr],
+    ) -> Owned {
+        let mut table: Vec<Owner> = Vec::new();
+        let mut by_pid: HashMap<u32, u32> = HashMap::new();
+        let mut refs = HashMap::new();
+        let mut listed: Option<Vec<diag::DiagSocket>> = None;
+        let own_netns = self.own_netns;
+        for (id, s) in flows {
+            // Multicast and broadcast arrive for this host too; they are not forwarded.
+            let ours = local.contains(&id.local)
+                || id.local.is_multicast()
+                || id.local == IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
+            let chosen = choose(
+                s,
+                ours,
+                id.protocol,
+                |c| self.record(records, c),
+                |lookup| {
+                    let all = listed.get_or_insert_with(|| diag::sockets().unwrap_or_default());
+                    let live = match lookup {
+                        Lookup::Receiver => diag::receiver(
+                            all,
+                            id.protocol,
+                            id.local,
+                            id.local_port,
+                            id.remote,
+                            id.remote_port,
+                        ),
+                        Lookup::Listener => diag::listener(all, id.local, id.local_port),
+                    };
+                    live.or_else(|| {
+                        diag::bound_receiver(
+                            records,
+                            own_netns,
+                            id.protocol,
+                            id.local,
+                            id.local_port,
+                        )
+                    })
+                },
+            );
+            let r = match chosen {
+                Err(reason) => OwnerRef::unattributed(reason),
+                Ok(cookie) => match self.owner(cookie, records) {
+                    None => OwnerRef::unattributed(Unattributed::SocketClosed),
+                    Some(o) => {
+                        let pid = o.process.as_ref().map_or(0, |p| p.pid);
+                        let i = *by_pid.entry(pid).or_insert_with(|| {
+                            table.push(o);
+                            (table.len() - 1) as u32
+                        });
+                        OwnerRef::owned(i)
+                    }
+                },
+            };
+            refs.insert(*id, r);
+        }
+        Owned {
+            owners: table,
+            refs,
+            note: self.older_note.clone(),
+        }
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The node's pod log directories (`<namespace>_<name>_<uid>`), when it is a Kubernetes node.
+fn pod_log_dirs() -> Vec<String> {
+    std::fs::read_dir("/var/log/pods")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

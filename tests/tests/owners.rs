@@ -1,0 +1,700 @@
+//! Whose traffic it is, with real processes: two iperf3 clients the test started (their PIDs
+//! and bytes), a process older than netmon and one that exits mid-window, a receive-only UDP
+//! server and ping, traffic forwarded through a router namespace (unattributed, with the
+//! reason), and two podman containers (their ids as `podman inspect` gives them, bytes exact).
+//! Every sum is checked: owners plus unattributed equal the interface's totals, which equal the
+//! kernel's counters.
+
+use netmon_tests::truth;
+use netmon_tests::{
+    ADDR_A4, ADDR_A6, ADDR_B4, Counters, Spawned, VethPair, finish_json, in_ns, ip,
+    iperf3_server_on, sh, spawn_netmon, u, unique, wait_attached,
+};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn rows(d: &Value) -> &Vec<Value> {
+    d["top_connections"].as_array().expect("top_connections")
+}
+
+/// A child started by the test in `ns`, its stdout captured: `ip netns exec` execs the
+/// program, so the child's PID is the program's.
+fn start(ns: &str, program: &str, args: &[&str]) -> Spawned {
+    Spawned(
+        in_ns(ns, program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning a test process"),
+    )
+}
+
+fn output(mut child: Spawned) -> String {
+    let out = std::mem::replace(&mut child.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .expect("waiting for a test process");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The rows and totals add up: every byte is in some row, and the totals are the kernel's.
+fn check_sums(d: &Value, kernel: Counters) {
+    let t = &d["total_stats"];
+    for dir in ["rx", "tx"] {
+        let key = format!("{dir}_bytes");
+        let sum: u64 = rows(d).iter().map(|c| u(&c[&key])).sum();
+        assert_eq!(sum, u(&t[&key]), "{dir}: owners + unattributed = totals");
+    }
+    truth::check_totals(d, kernel, false);
+}
+
+/// Two iperf3 clients with different PIDs in one namespace, started by the test: each PID's
+/// connections and bytes are its own, exactly, and within 1% of what its iperf3 sent plus
+/// headers.
+#[test]
+fn two_processes_each_get_their_own_bytes() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let _s1 = iperf3_server_on(&pair.ns_b, ADDR_B4, 5201);
+    let _s2 = iperf3_server_on(&pair.ns_b, ADDR_B4, 5202);
+    let before = pair.counters_a();
+    let spawn = |by: &str| {
+        let mut n = spawn_netmon(
+            &pair.ns_a,
+            &[
+                "traffic",
+                "-i",
+                &pair.dev_a,
+                "-s",
+                "6",
+                "--json",
+                "-n",
+                "-L",
+                "100",
+                "--by",
+                by,
+            ],
+        );
+        let e = wait_attached(&mut n);
+        (n, e)
+    };
+    let (by_process, e1) = spawn("process");
+    let (by_connection, e2) = spawn("connection");
+    let clients: Vec<(Spawned, &str)> = [("5201", "1M"), ("5202", "2M")]
+        .into_iter()
+        .map(|(port, n)| {
+            let c = start(
+                &pair.ns_a,
+                "iperf3",
+                &[
+                    "-J", "-c", ADDR_B4, "-p", port, "-u", "-l", "1400", "-b", "8M", "-n", n,
+                ],
+            );
+            (c, port)
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for (c, port) in clients {
+        let pid = c.pid();
+        let report: Value = serde_json::from_str(&output(c)).expect("iperf3 JSON");
+        reports.push((pid, port, report));
+    }
+    let p = finish_json(by_process, e1);
+    let c = finish_json(by_connection, e2);
+    let kernel = pair.counters_a().since(&before);
+    let (pd, cd) = (&p["data"], &c["data"]);
+    assert_eq!(pd["group_by"], "process");
+    check_sums(pd, kernel);
+    check_sums(cd, kernel);
+    for (pid, port, report) in &reports {
+        // By process: one row for this PID, named as the test started it.
+        let row = rows(pd)
+            .iter()
+            .find(|r| r["process"]["pid"] == *pid)
+            .unwrap_or_else(|| panic!("no row for pid {pid}: {pd:#}"));
+        assert_eq!(row["process"]["comm"], "iperf3");
+        assert!(
+            row["process"]["cmdline"].is_null()
+                || row["process"]["cmdline"]
+                    .as_str()
+                    .unwrap()
+                    .contains("iperf3")
+        );
+        assert!(row["local_addr"].is_null(), "a row by process has no ends");
+        // By connection: its flows are exactly its bytes.
+        let mine: Vec<&Value> = rows(cd)
+            .iter()
+            .filter(|r| r["process"]["pid"] == *pid)
+            .collect();
+        assert!(
+            mine.len() >= 2,
+            "the UDP stream and the control connection: {mine:#?}"
+        );
+        assert!(mine.iter().any(|r| r["remote_port"] == port.parse::<u64>().unwrap() && r["protocol"] == "udp"));
+        for dir in ["rx_bytes", "tx_bytes"] {
+            let flows: u64 = mine.iter().map(|r| u(&r[dir])).sum();
+            assert_eq!(u(&row[dir]), flows, "pid {pid} {dir}: its row = its flows");
+        }
+        // Against iperf3: the datagrams plus their 28 B of headers, and the small control
+        // connection besides.
+        let stream = &report["end"]["streams"][0]["udp"];
+        let wire = u(&stream["bytes"]) + 28 * u(&stream["packets"]);
+        let sent = u(&row["tx_bytes"]);
+        let off = (sent as f64 - wire as f64) / wire as f64;
+        eprintln!(
+            "pid {pid}: netmon {sent} B sent, iperf3 {wire} B with headers ({:+.3}%)",
+            off * 100.0
+        );
+        assert!((0.0..0.01).contains(&off), "pid {pid}: {sent} vs {wire}");
+    }
+    assert_ne!(reports[0].0, reports[1].0);
+}
+
+/// A connection opened before netmon started, and a process that exits mid-window: both named.
+#[test]
+fn a_process_older_than_netmon_and_one_that_exits_mid_window() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let _s1 = iperf3_server_on(&pair.ns_b, ADDR_B4, 5201);
+    let _s2 = iperf3_server_on(&pair.ns_b, ADDR_B4, 5202);
+    // Older: connected (its control connection and stream open) before netmon loads.
+    let old = start(
+        &pair.ns_a,
+        "iperf3",
+        &["-J", "-c", ADDR_B4, "-p", "5201", "-b", "2M", "-t", "9"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut netmon = spawn_netmon(
+        &pair.ns_a,
+        &[
+            "traffic",
+            "-i",
+            &pair.dev_a,
+            "-s",
+            "5",
+            "--json",
+            "-n",
+            "-P",
+            "-L",
+            "100",
+        ],
+    );
+    let err = wait_attached(&mut netmon);
+    // Short-lived: starts after netmon and is gone before the window ends.
+    let short = start(
+        &pair.ns_a,
+        "iperf3",
+        &["-J", "-c", ADDR_B4, "-p", "5202", "-n", "200K"],
+    );
+    let short_pid = short.pid();
+    let _ = output(short);
+    let v = finish_json(netmon, err);
+    let old_pid = old.pid();
+    let _ = output(old);
+    let d = &v["data"];
+    let of = |pid: u32| -> Vec<&Value> {
+        rows(d)
+            .iter()
+            .filter(|r| r["process"]["pid"] == pid)
+            .collect()
+    };
+    let old_rows = of(old_pid);
+    assert!(
+        old_rows
+            .iter()
+            .any(|r| r["remote_port"] == 5201 && u(&r["tx_bytes"]) > 100_000),
+        "the older connection is named: {d:#}"
+    );
+    let short_rows = of(short_pid);
+    assert!(
+        short_rows
+            .iter()
+            .any(|r| r["remote_port"] == 5202 && u(&r["tx_bytes"]) > 200_000),
+        "the process that exited keeps its bytes: {d:#}"
+    );
+    assert_eq!(short_rows[0]["process"]["comm"], "iperf3");
+    assert!(
+        short_rows[0]["process"]["cmdline"].is_null(),
+        "it exited: no command line to read"
+    );
+    for r in rows(d) {
+        if r["protocol"] == "tcp" || r["protocol"] == "udp" {
+            assert!(
+                r["process"].is_object(),
+                "every TCP/UDP flow here has an owner: {r}"
+            );
+        }
+    }
+}
+
+/// Connections a listener accepted, over IPv6 and IPv4: the kernel makes an accepted socket
+/// without `socket(2)`, so it is named after its listener's process. One server listens before
+/// netmon starts (found in the kernel's socket list), one after (its creation recorded).
+#[test]
+fn accepted_connections_over_ipv6_and_ipv4_are_their_servers() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let older = iperf3_server_on(&pair.ns_a, ADDR_A4, 5302);
+    let before = pair.counters_a();
+    let mut netmon = spawn_netmon(
+        &pair.ns_a,
+        &[
+            "traffic",
+            "-i",
+            &pair.dev_a,
+            "-s",
+            "5",
+            "--json",
+            "-n",
+            "-P",
+            "-L",
+            "100",
+        ],
+    );
+    let err = wait_attached(&mut netmon);
+    let newer = iperf3_server_on(&pair.ns_a, ADDR_A6, 5301);
+    for (addr, port) in [(ADDR_A6, "5301"), (ADDR_A4, "5302")] {
+        sh(in_ns(&pair.ns_b, "iperf3").args(["-c", addr, "-p", port, "-n", "1M"]));
+    }
+    let v = finish_json(netmon, err);
+    let kernel = pair.counters_a().since(&before);
+    let d = &v["data"];
+    check_sums(d, kernel);
+    for (server, port, family) in [(&newer, 5301, "IPv6"), (&older, 5302, "IPv4")] {
+        let mine: Vec<&Value> = rows(d).iter().filter(|r| r["local_port"] == port).collect();
+        assert!(mine.len() >= 2, "control and data connections: {d:#}");
+        for r in &mine {
+            assert_eq!(r["process"]["pid"], server.pid(), "{family}: {r}");
+            assert_eq!(r["process"]["comm"], "iperf3");
+        }
+        let received: u64 = mine.iter().map(|r| u(&r["rx_bytes"])).sum();
+        assert!(received > 1_000_000, "{family}: {received}");
+        eprintln!(
+            "{family}: {} connections accepted by pid {}, {received} B received",
+            mine.len(),
+            server.pid()
+        );
+    }
+}
+
+/// A UDP server that only receives, and ping (a raw ICMP socket here), are named too.
+#[test]
+fn a_receive_only_udp_server_and_ping() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let before = pair.counters_a();
+    let mut netmon = spawn_netmon(
+        &pair.ns_a,
+        &[
+            "traffic",
+            "-i",
+            &pair.dev_a,
+            "-s",
+            "4",
+            "--json",
+            "-n",
+            "-P",
+            "-L",
+            "100",
+        ],
+    );
+    let err = wait_attached(&mut netmon);
+    // Receives 50 datagrams and sends nothing; bounded by its count and a 10 s timeout.
+    let server = start(
+        &pair.ns_a,
+        "python3",
+        &[
+            "-c",
+            "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('10.200.1.1', 9999)); s.settimeout(10); print('ready', flush=True); [s.recv(2000) for _ in range(50)]",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    sh(in_ns(&pair.ns_b, "python3").args([
+        "-c",
+        "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(50): s.sendto(b'x'*500, ('10.200.1.1', 9999)); time.sleep(0.01)",
+    ]));
+    let server_pid = server.pid();
+    let ping = start(&pair.ns_a, "ping", &["-q", "-c", "4", "-i", "0.2", ADDR_B4]);
+    let ping_pid = ping.pid();
+    let _ = output(ping);
+    let _ = output(server);
+    let v = finish_json(netmon, err);
+    let kernel = pair.counters_a().since(&before);
+    let d = &v["data"];
+    check_sums(d, kernel);
+    let udp = rows(d)
+        .iter()
+        .find(|r| r["local_port"] == 9999)
+        .unwrap_or_else(|| panic!("{d:#}"));
+    assert_eq!(udp["process"]["pid"], server_pid, "{udp}");
+    assert_eq!((u(&udp["rx_bytes"]), u(&udp["tx_bytes"])), (50 * 528, 0));
+    let icmp = rows(d)
+        .iter()
+        .find(|r| r["protocol"] == "icmp")
+        .unwrap_or_else(|| panic!("{d:#}"));
+    assert_eq!(icmp["process"]["pid"], ping_pid, "{icmp}");
+    assert_eq!(icmp["process"]["comm"], "ping");
+}
+
+/// Traffic a router namespace forwards belongs to no socket of it: one unattributed row with
+/// the reason, and the totals still the kernel's.
+#[test]
+fn forwarded_traffic_is_unattributed_with_the_reason() {
+    let _s = serial();
+    // A (10.210.1.2) — R — B (10.210.2.2); netmon on R's side towards A.
+    let (a, r, b) = (unique("nfa"), unique("nfr"), unique("nfb"));
+    let (ra, ar, rb, br) = (unique("vra"), unique("var"), unique("vrb"), unique("vbr"));
+    let _cleanup = Namespaces(vec![a.clone(), r.clone(), b.clone()]);
+    for ns in [&a, &r, &b] {
+        ip(&["netns", "add", ns]);
+        std::fs::create_dir_all(format!("/etc/netns/{ns}")).unwrap();
+        std::fs::write(format!("/etc/netns/{ns}/resolv.conf"), "# none\n").unwrap();
+    }
+    ip(&[
+        "link", "add", &ra, "netns", &r, "type", "veth", "peer", "name", &ar, "netns", &a,
+    ]);
+    ip(&[
+        "link", "add", &rb, "netns", &r, "type", "veth", "peer", "name", &br, "netns", &b,
+    ]);
+    for (ns, dev, addr) in [
+        (&a, &ar, "10.210.1.2/24"),
+        (&r, &ra, "10.210.1.1/24"),
+        (&r, &rb, "10.210.2.1/24"),
+        (&b, &br, "10.210.2.2/24"),
+    ] {
+        sh(in_ns(ns, "ip").args(["addr", "add", addr, "dev", dev]));
+        sh(in_ns(ns, "ethtool").args(["-K", dev, "tso", "off", "gso", "off", "gro", "off"]));
+        sh(in_ns(ns, "ip").args(["link", "set", dev, "up"]));
+        sh(in_ns(ns, "sysctl").args(["-q", "-w", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")]));
+    }
+    sh(in_ns(&a, "ip").args(["route", "add", "default", "via", "10.210.1.1"]));
+    sh(in_ns(&b, "ip").args(["route", "add", "default", "via", "10.210.2.1"]));
+    sh(in_ns(&r, "sysctl").args(["-q", "-w", "net.ipv4.ip_forward=1"]));
+    let _server = iperf3_server_on(&b, "10.210.2.2", 5201);
+    let counters = || Counters::read(&r, &ra);
+    let before = counters();
+    let mut netmon = spawn_netmon(
+        &r,
+        &[
+            "traffic", "-i", &ra, "-s", "5", "--json", "-n", "--by", "process",
+        ],
+    );
+    let err = wait_attached(&mut netmon);
+    sh(in_ns(&a, "iperf3").args(["-c", "10.210.2.2", "-n", "2M"]));
+    let v = finish_json(netmon, err);
+    let kernel = counters().since(&before);
+    let d = &v["data"];
+    assert_eq!(v["success"], true, "{v:#}");
+    let forwarded: Vec<&Value> = rows(d)
+        .iter()
+        .filter(|c| c["unattributed_reason"] == "forwarded")
+        .collect();
+    assert_eq!(forwarded.len(), 1, "{d:#}");
+    assert!(u(&forwarded[0]["rx_bytes"]) > 2_000_000, "{}", forwarded[0]);
+    assert!(forwarded[0]["process"].is_null());
+    check_sums(d, kernel);
+}
+
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        }
+    }
+}
+
+/// A podman container (runc) with its own network namespace, made from this host's iperf3
+/// and its libraries, removed on drop.
+struct Container {
+    name: String,
+    id: String,
+    pid: String,
+}
+
+fn podman() -> Command {
+    let mut c = Command::new("podman");
+    c.args(["--runtime", "runc"]);
+    c
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman().args(["rm", "-f", &self.name]).output();
+    }
+}
+
+/// An image with only this host's iperf3 and the libraries it links (no registry here).
+fn iperf3_image() -> String {
+    let tag = format!("localhost/{}:latest", unique("nmiperf"));
+    let ctx = std::env::temp_dir().join(unique("nmimg"));
+    let root = ctx.join("root");
+    let ldd = sh(Command::new("ldd").arg("/usr/bin/iperf3"));
+    let libs = String::from_utf8_lossy(&ldd.stdout).into_owned();
+    let files = std::iter::once("/usr/bin/iperf3".to_string()).chain(
+        libs.split_whitespace()
+            .filter(|w| w.starts_with('/'))
+            .map(str::to_string),
+    );
+    for f in files {
+        let to = root.join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY root/ /\nENTRYPOINT [\"/usr/bin/iperf3\"]\n",
+    )
+    .unwrap();
+    let out = podman()
+        .args(["build", "-q", "-t", &tag])
+        .arg(&ctx)
+        .output()
+        .expect("podman build");
+    let _ = std::fs::remove_dir_all(&ctx);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag
+}
+
+/// Runs `iperf3 -s` in a container with no network, then gives it `eth0` (the far end of
+/// `host_dev`, which goes into `ns`) with `10.205.<n>.2/24`.
+fn iperf3_container(image: &str, ns: &str, host_dev: &str, n: u8) -> Container {
+    let name = unique("nmc");
+    let out = podman()
+        .args(["run", "-d", "--name", &name, "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+        ])
+        .arg(image)
+        // Serving until removed: the veth goes with the container's namespace, and the test
+        // reads its counters after the transfers.
+        .arg("-s")
+        .output()
+        .expect("podman run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect = |f: &str| {
+        let o = podman().args(["inspect", "-f", f, &name]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let c = Container {
+        id: inspect("{{.Id}}"),
+        pid: inspect("{{.State.Pid}}"),
+        name,
+    };
+    ip(&[
+        "link", "add", host_dev, "netns", ns, "type", "veth", "peer", "name", "eth0", "netns",
+        &c.pid,
+    ]);
+    let inside = |args: &[&str]| {
+        sh(Command::new("nsenter")
+            .args(["-t", &c.pid, "-n"])
+            .args(args));
+    };
+    inside(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]);
+    inside(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("10.205.{n}.2/24"),
+        "dev",
+        "eth0",
+    ]);
+    inside(&[
+        "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off",
+    ]);
+    inside(&["ip", "link", "set", "lo", "up"]);
+    inside(&["ip", "link", "set", "eth0", "up"]);
+    inside(&[
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        &format!("10.205.{n}.1"),
+    ]);
+    sh(in_ns(ns, "sysctl").args([
+        "-q",
+        "-w",
+        &format!("net.ipv6.conf.{host_dev}.disable_ipv6=1"),
+    ]));
+    sh(in_ns(ns, "ip").args(["addr", "add", &format!("10.205.{n}.1/24"), "dev", host_dev]));
+    sh(in_ns(ns, "ethtool").args(["-K", host_dev, "tso", "off", "gso", "off", "gro", "off"]));
+    sh(in_ns(ns, "ip").args(["link", "set", host_dev, "up"]));
+    c
+}
+
+/// Two podman containers with their own network namespaces, each an iperf3 server that a
+/// client in another namespace asks to send (`-R`), through a namespace standing for the host
+/// (it routes; the containers' veths end there). On each host-side veth, everything is its
+/// container's: the container's bytes equal the veth's IP totals, which equal the kernel's
+/// counters; the id is `podman inspect`'s; the veth is labelled with it; and an agent (three
+/// capabilities, entered with nsenter) counts the same per container.
+#[test]
+fn two_containers_each_own_their_veth() {
+    let _s = serial();
+    let image = iperf3_image();
+    let _image = Image(image.clone());
+    let (h, s) = (unique("nch"), unique("ncs"));
+    let _cleanup = Namespaces(vec![h.clone(), s.clone()]);
+    for ns in [&h, &s] {
+        ip(&["netns", "add", ns]);
+        std::fs::create_dir_all(format!("/etc/netns/{ns}")).unwrap();
+        std::fs::write(format!("/etc/netns/{ns}/resolv.conf"), "# none\n").unwrap();
+        // The agent serves on loopback.
+        sh(in_ns(ns, "ip").args(["link", "set", "lo", "up"]));
+    }
+    let (hs, sh_) = (unique("vhs"), unique("vsh"));
+    ip(&[
+        "link", "add", &hs, "netns", &h, "type", "veth", "peer", "name", &sh_, "netns", &s,
+    ]);
+    for (ns, dev, addr) in [(&h, &hs, "10.205.0.1/24"), (&s, &sh_, "10.205.0.2/24")] {
+        sh(in_ns(ns, "sysctl").args(["-q", "-w", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")]));
+        sh(in_ns(ns, "ip").args(["addr", "add", addr, "dev", dev]));
+        sh(in_ns(ns, "ip").args(["link", "set", dev, "up"]));
+    }
+    sh(in_ns(&s, "ip").args(["route", "add", "default", "via", "10.205.0.1"]));
+    sh(in_ns(&h, "sysctl").args(["-q", "-w", "net.ipv4.ip_forward=1"]));
+    let devs = [unique("vhc"), unique("vhc")];
+    let containers: Vec<Container> = devs
+        .iter()
+        .zip([1u8, 2])
+        .map(|(dev, n)| iperf3_container(&image, &h, dev, n))
+        .collect();
+
+    let agent = netmon_tests::agent::start_agent_nsenter(
+        &h,
+        &["-i", &devs[0], "-i", &devs[1], "--tick", "0.5"],
+    );
+    let before: Vec<Counters> = devs.iter().map(|d| Counters::read(&h, d)).collect();
+    let traffic: Vec<(Spawned, _)> = devs
+        .iter()
+        .map(|d| {
+            let mut n = spawn_netmon(
+                &h,
+                &[
+                    "traffic",
+                    "-i",
+                    d,
+                    "-s",
+                    "6",
+                    "--json",
+                    "-n",
+                    "--by",
+                    "container",
+                ],
+            );
+            let e = wait_attached(&mut n);
+            (n, e)
+        })
+        .collect();
+    for n in [1u8, 2] {
+        sh(in_ns(&s, "iperf3").args([
+            "-c",
+            &format!("10.205.{n}.2"),
+            "-R",
+            "-n",
+            &format!("{n}M"),
+            "--connect-timeout",
+            "5000",
+        ]));
+    }
+    let results: Vec<Value> = traffic
+        .into_iter()
+        .map(|(n, e)| finish_json(n, e))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, metrics) = netmon_tests::mcp::curl(&h, &[&format!("http://{}/metrics", agent.addr)]);
+    let agent_log = netmon_tests::mcp::read_log(&agent.log);
+    assert!(
+        metrics.contains("netmon_container_ip_bytes_total{"),
+        "the agent counted no container; its log:\n{agent_log}\n{metrics}"
+    );
+    for ((v, c), (dev, before)) in results
+        .iter()
+        .zip(&containers)
+        .zip(devs.iter().zip(&before))
+    {
+        let kernel = Counters::read(&h, dev).since(before);
+        let d = &v["data"];
+        assert_eq!(v["success"], true, "{v:#}");
+        check_sums(d, kernel);
+        let mine: Vec<&Value> = rows(d)
+            .iter()
+            .filter(|r| r["container"]["id"] == c.id.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "one row for the container: {d:#}");
+        let row = mine[0];
+        assert_eq!(row["container"]["runtime"], "podman");
+        let t = &d["total_stats"];
+        assert_eq!(
+            (u(&row["rx_bytes"]), u(&row["tx_bytes"])),
+            (u(&t["rx_bytes"]), u(&t["tx_bytes"])),
+            "every IP byte on its veth is the container's"
+        );
+        assert_eq!(
+            d["interface_owner"]["id"],
+            c.id.as_str(),
+            "the veth's label"
+        );
+        eprintln!(
+            "{dev}: container {} owns {} B sent + {} B received, = the veth's IP totals",
+            &c.id[..12],
+            row["tx_bytes"],
+            row["rx_bytes"]
+        );
+        let counted = netmon_tests::agent::sample(
+            &metrics,
+            "netmon_container_ip_bytes_total",
+            &[
+                ("interface", dev),
+                ("container", &c.id),
+                ("direction", "ingress"),
+            ],
+        );
+        // The agent has counted since it attached, a little before the window: at least the
+        // window's bytes, and only the container's.
+        assert!(
+            counted as u64 >= u(&row["rx_bytes"]),
+            "{counted} < {}",
+            row["rx_bytes"]
+        );
+        assert!(
+            metrics.contains(&format!(
+                "netmon_interface_container{{container=\"{}\",interface=\"{dev}\"",
+                c.id
+            )),
+            "the agent labels the veth:\n{metrics}"
+        );
+    }
+    drop(agent);
+    drop(containers);
+}
+
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = podman().args(["rmi", "-f", &self.0]).output();
+    }
+}
