@@ -259,82 +259,89 @@ pub fn present(iface: &InterfaceInfo) -> bool {
     unsafe { libc::if_nametoindex(name.as_ptr()) == iface.index }
 }
 
+/// Calls `f` with every entry getifaddrs(3) lists (the caller's namespace); nothing when it
+/// fails.
+fn each_ifaddr(mut f: impl FnMut(&libc::ifaddrs)) {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed below; `f` only borrows each entry
+    // in between.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            f(&*cur);
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+}
+
+/// An IPv4 or IPv6 address out of a sockaddr.
+///
+/// # Safety
+/// `sa` is null or points at a sockaddr of the size its family says.
+unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's promise; the family says which struct it is.
+    unsafe {
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let v4 = &*(sa as *const libc::sockaddr_in);
+                Some(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()))
+            }
+            libc::AF_INET6 => {
+                let v6 = &*(sa as *const libc::sockaddr_in6);
+                Some(IpAddr::from(v6.sin6_addr.s6_addr))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Every address of this namespace, with the IPv4 broadcast address of each subnet (the
 /// kernel routes `addr | !mask` as broadcast for prefixes shorter than /31, `brd` or not): the
 /// addresses a packet for this host carries.
 pub fn local_addresses() -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = addresses().into_iter().map(|(_, a)| a).collect();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below; we only read it in between.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
-        }
-        let mut cur = head;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            cur = ifa.ifa_next;
-            if ifa.ifa_addr.is_null()
-                || ifa.ifa_netmask.is_null()
-                || i32::from((*ifa.ifa_addr).sa_family) != libc::AF_INET
-            {
-                continue;
-            }
-            let addr = u32::from_be(
-                (*(ifa.ifa_addr as *const libc::sockaddr_in))
-                    .sin_addr
-                    .s_addr,
-            );
-            let mask = u32::from_be(
-                (*(ifa.ifa_netmask as *const libc::sockaddr_in))
-                    .sin_addr
-                    .s_addr,
-            );
-            if mask.count_ones() < 31 {
-                out.push(IpAddr::from((addr | !mask).to_be_bytes()));
+    let mut out = Vec::new();
+    each_ifaddr(|ifa| {
+        // SAFETY: getifaddrs' sockaddrs are sized by their family.
+        let (addr, mask) = unsafe { (ip_of(ifa.ifa_addr), ip_of(ifa.ifa_netmask)) };
+        let Some(addr) = addr else {
+            return;
+        };
+        out.push(addr);
+        if let (IpAddr::V4(a), Some(IpAddr::V4(m))) = (addr, mask) {
+            let (a, m) = (u32::from(a), u32::from(m));
+            if m.count_ones() < 31 {
+                out.push(IpAddr::from((a | !m).to_be_bytes()));
             }
         }
-        libc::freeifaddrs(head);
-    }
+    });
     out
 }
 
 /// (interface name, address) for every IP address, via getifaddrs(3).
 fn addresses() -> Vec<(String, IpAddr)> {
     let mut out = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below; we only read it in between.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
+    each_ifaddr(|ifa| {
+        if ifa.ifa_name.is_null() {
+            return;
         }
-        let mut cur = head;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            cur = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-                continue;
-            }
-            let name = std::ffi::CStr::from_ptr(ifa.ifa_name)
-                .to_string_lossy()
-                .into_owned();
-            match i32::from((*ifa.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    out.push((
-                        name,
-                        IpAddr::from(u32::from_be(sa.sin_addr.s_addr).to_be_bytes()),
-                    ));
-                }
-                libc::AF_INET6 => {
-                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    out.push((name, IpAddr::from(sa.sin6_addr.s6_addr)));
-                }
-                _ => {}
-            }
+        // SAFETY: getifaddrs' sockaddrs are sized by their family; the name is a C string.
+        let (addr, name) = unsafe {
+            (
+                ip_of(ifa.ifa_addr),
+                std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy(),
+            )
+        };
+        if let Some(a) = addr {
+            out.push((name.into_owned(), a));
         }
-        libc::freeifaddrs(head);
-    }
+    });
     out
 }
 

@@ -362,7 +362,12 @@ pub fn iperf3_server_on(ns: &str, addr: &str, port: u16) -> Spawned {
             .spawn()
             .expect("spawning iperf3 -s"),
     );
-    // Bounded wait until it listens.
+    wait_listening(ns, &port);
+    server
+}
+
+/// Waits (bounded to 10 s) until a TCP socket listens on `port` in `ns`.
+pub fn wait_listening(ns: &str, port: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let out = in_ns(ns, "ss")
@@ -370,11 +375,11 @@ pub fn iperf3_server_on(ns: &str, addr: &str, port: u16) -> Spawned {
             .output()
             .expect("ss");
         if !out.stdout.is_empty() {
-            return server;
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("iperf3 server did not listen within 10 s");
+    panic!("nothing listened on port {port} in {ns} within 10 s");
 }
 
 /// Runs an iperf3 client in `ns` (bounded by iperf3's own -n and a 60 s timeout) and returns

@@ -493,10 +493,14 @@ impl Agent {
             }
         }
         w.history.push(end_ns, sample);
-        // Forget what history forgot, now and then rather than every tick.
-        if w.sockets.len() > 2 * w.history.flow_count() + 4096 {
-            let h = &w.history;
+        // Forget what history forgot, as it does, every tick: a slack that lets these maps run
+        // ahead of the history makes their size (and a resize) follow the churn of flows, not
+        // their number, and memory then climbs in steps under endless new flows.
+        let h = &w.history;
+        if w.sockets.len() > h.flow_count() {
             w.sockets.retain(|id, _| h.knows(id));
+        }
+        if w.processes.len() > h.flow_count() {
             w.processes.retain(|id, _| h.knows(id));
         }
         w.collections += 1;

@@ -93,18 +93,23 @@ pub fn load(flow_capacity: u32) -> Result<(Programs, Maps), BpfError> {
     Ok((programs, maps))
 }
 
+/// The program `name` of the object, as the kind `T` it must be.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, BpfError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| BpfError::Missing {
+            what: format!("program {name}"),
+        })?
+        .try_into()
+        .map_err(|e| BpfError::from_aya("find a program", e))
+}
+
 impl Programs {
     /// The program, through the verifier the first time it is asked for.
     pub fn get(&mut self, which: Program) -> Result<&mut SchedClassifier, BpfError> {
-        let name = which.name();
-        let prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| BpfError::Missing {
-                what: format!("program {name}"),
-            })?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| BpfError::from_aya("find a program", e))?;
+        let prog: &mut SchedClassifier = program(&mut self.ebpf, which.name())?;
         if prog.fd().is_err() {
             prog.load()
                 .map_err(|e| BpfError::from_aya("load the classifier (verifier)", e))?;
@@ -126,16 +131,7 @@ impl Programs {
             POST_BIND4_PROG,
             POST_BIND6_PROG,
         ] {
-            let prog: &mut CgroupSock = self
-                .ebpf
-                .program_mut(name)
-                .ok_or_else(|| BpfError::Missing {
-                    what: format!("program {name}"),
-                })?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| {
-                    BpfError::from_aya("find a program", e)
-                })?;
+            let prog: &mut CgroupSock = program(&mut self.ebpf, name)?;
             prog.load()
                 .map_err(|e| BpfError::from_aya("load the socket-owner program (verifier)", e))?;
             // A link (kernel 5.7+) always sits beside other programs at the root, never instead
