@@ -162,15 +162,9 @@ impl From<Order> for SortKey {
     }
 }
 
-/// `netmon traffic`'s flags: iftop's short ones where iftop has them (README has the table).
+/// What to show and how to name it, shared by `traffic` and `top` (iftop's -f -F -G -n -N).
 #[derive(clap::Args)]
-struct TrafficFlags {
-    /// Interface to sample; default: the interface of the default route.
-    #[arg(long, short = 'i')]
-    iface: Option<String>,
-    /// Length of the sample window in seconds (1–3600); one output after it, like iftop -t -s.
-    #[arg(long, short = 's', default_value_t = 5.0)]
-    seconds: f64,
+struct NarrowFlags {
     /// Only traffic matching this pcap-style filter, like iftop -f: host, net N/len, port,
     /// portrange (each with src/dst), tcp, udp, icmp, icmp6, sctp, ip, ip6, proto N, and/or/not.
     /// The totals count only what matched; the interface's own totals are shown beside them.
@@ -189,6 +183,19 @@ struct TrafficFlags {
     /// No service names: bare port numbers (iftop -N).
     #[arg(long = "no-services", short = 'N')]
     no_services: bool,
+}
+
+/// `netmon traffic`'s flags: iftop's short ones where iftop has them (README has the table).
+#[derive(clap::Args)]
+struct TrafficFlags {
+    /// Interface to sample; default: the interface of the default route.
+    #[arg(long, short = 'i')]
+    iface: Option<String>,
+    /// Length of the sample window in seconds (1–3600); one output after it, like iftop -t -s.
+    #[arg(long, short = 's', default_value_t = 5.0)]
+    seconds: f64,
+    #[command(flatten)]
+    narrow: NarrowFlags,
     /// One row per connection, with ports (iftop -P); the same as --by connection.
     #[arg(long = "ports", short = 'P', conflicts_with = "by")]
     ports: bool,
@@ -223,21 +230,8 @@ struct TopFlags {
     /// Interface to watch; default: the interface of the default route.
     #[arg(long, short = 'i')]
     iface: Option<String>,
-    /// Only traffic matching this pcap-style filter, like iftop -f (the f key changes it).
-    #[arg(long, short = 'f', value_name = "EXPR")]
-    filter: Option<String>,
-    /// Only traffic crossing this IPv4 network, the end inside it on the left (iftop -F).
-    #[arg(long = "net", short = 'F', value_name = "NET/LEN")]
-    net4: Option<String>,
-    /// The same for an IPv6 network (iftop -G).
-    #[arg(long = "net6", short = 'G', value_name = "NET6/LEN")]
-    net6: Option<String>,
-    /// No host names, no DNS queries (iftop -n; the n key toggles).
-    #[arg(long = "no-dns", short = 'n')]
-    no_dns: bool,
-    /// No service names (iftop -N; the N key toggles).
-    #[arg(long = "no-services", short = 'N')]
-    no_services: bool,
+    #[command(flatten)]
+    narrow: NarrowFlags,
     /// Show ports: one row per connection (iftop -P; the p key toggles).
     #[arg(long = "ports", short = 'P')]
     ports: bool,
@@ -384,10 +378,14 @@ async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
         by.into(),
         ArgNames::CLI,
     )?
-    .with_selection(f.filter.as_deref(), f.net4.as_deref(), f.net6.as_deref())?
+    .with_selection(
+        f.narrow.filter.as_deref(),
+        f.narrow.net4.as_deref(),
+        f.narrow.net6.as_deref(),
+    )?
     .with_naming(Naming {
-        hosts: !f.no_dns,
-        services: !f.no_services,
+        hosts: !f.narrow.no_dns,
+        services: !f.narrow.no_services,
     });
     let source = EbpfSource::lazy(EbpfOptions::new(f.table_capacity)?);
     let default = host::default_interface();
@@ -447,10 +445,14 @@ async fn top(f: TopFlags) -> anyhow::Result<()> {
         GroupBy::Host,
         ArgNames::CLI,
     )?
-    .with_selection(f.filter.as_deref(), f.net4.as_deref(), f.net6.as_deref())?;
+    .with_selection(
+        f.narrow.filter.as_deref(),
+        f.narrow.net4.as_deref(),
+        f.narrow.net6.as_deref(),
+    )?;
     let state = netmon::top::state::State {
-        names: !f.no_dns,
-        services: !f.no_services,
+        names: !f.narrow.no_dns,
+        services: !f.narrow.no_services,
         source_port: f.ports,
         destination_port: f.ports,
         rate_bytes: f.bytes,
