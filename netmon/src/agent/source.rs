@@ -9,7 +9,6 @@ use crate::host;
 use crate::interface::InterfaceInfo;
 use crate::measurement::Measurement;
 use crate::report::{SourceKind, View};
-use crate::snapshot::SocketTable;
 use crate::source::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,17 +61,6 @@ impl TrafficSource for AgentSource {
 }
 
 impl AgentSource {
-    /// `m` with its rows' owners named (blocking work, off the runtime's threads).
-    async fn attributed(&self, mut m: Measurement, sockets: SocketTable) -> Measurement {
-        let agent = self.agent.clone();
-        tokio::task::spawn_blocking(move || {
-            agent.source().attribute(&mut m, &sockets);
-            m
-        })
-        .await
-        .unwrap_or_default()
-    }
-
     async fn answer(
         &self,
         iface: &InterfaceInfo,
@@ -99,7 +87,7 @@ impl AgentSource {
                         iface.name,
                         window.as_secs_f64()
                     ));
-                    return Ok(self.attributed(m, w.sockets).await);
+                    return Ok(self.agent.source().attributed(m, w.sockets).await?);
                 }
                 Recorded::NotWatched => {
                     return Err(AgentError::Stalled {
@@ -132,7 +120,7 @@ impl AgentSource {
                     };
                     let m = Measurement::from_sample(&sample).with_note(note);
                     let sockets = self.agent.sockets(iface.index);
-                    return Ok(self.attributed(m, sockets).await);
+                    return Ok(self.agent.source().attributed(m, sockets).await?);
                 }
                 Recorded::Watched {
                     watched_ns,

@@ -134,6 +134,25 @@ fn passwd() -> HashMap<u32, String> {
         .collect()
 }
 
+/// The kernel's socket records (the cgroup programs' map), read as little as a result needs:
+/// one cookie at a time, and all of them only to find a closed receiver by the address it bound.
+pub trait Records {
+    /// The record of one socket.
+    fn get(&self, cookie: u64) -> Option<SocketOwner>;
+    /// Every record.
+    fn all(&self) -> &HashMap<u64, SocketOwner>;
+}
+
+impl Records for HashMap<u64, SocketOwner> {
+    fn get(&self, cookie: u64) -> Option<SocketOwner> {
+        HashMap::get(self, &cookie).copied()
+    }
+
+    fn all(&self) -> &HashMap<u64, SocketOwner> {
+        self
+    }
+}
+
 /// Turns the kernel's socket records into owners, for the flows of one result.
 pub struct Resolver {
     own_netns: Option<u64>,
@@ -148,6 +167,9 @@ pub struct Resolver {
     /// Owners already named, by cookie: a socket's owner does not change, and an agent asks
     /// every tick.
     named: HashMap<u64, Owner>,
+    /// What the kernel recorded of each socket already looked up (its creator, namespace and
+    /// container do not change): an agent's tick reads the kernel only for new sockets.
+    recorded: HashMap<u64, SocketRecord>,
     /// What limited the look at older sockets, for a note.
     pub older_note: Option<String>,
 }
@@ -164,6 +186,7 @@ impl Resolver {
             gone: Default::default(),
             older: HashMap::new(),
             named: HashMap::new(),
+            recorded: HashMap::new(),
             older_note: None,
         };
         r.scan_older();
@@ -195,16 +218,24 @@ impl Resolver {
 
     /// The record of a cookie: the hooks' first, else the scan of older sockets (which lists
     /// this namespace's only).
-    fn record(&mut self, records: &HashMap<u64, SocketOwner>, cookie: u64) -> Option<SocketRecord> {
-        if let Some(r) = records.get(&cookie) {
+    fn record(&mut self, records: &dyn Records, cookie: u64) -> Option<SocketRecord> {
+        if let Some(r) = self.recorded.get(&cookie) {
+            return Some(*r);
+        }
+        if let Some(r) = records.get(cookie) {
             let in_container = self
                 .cgroup_path(r.cgroup_id)
                 .is_some_and(|p| cgroup::container(&p).is_some());
-            return Some(SocketRecord {
+            let record = SocketRecord {
                 tgid: r.tgid,
                 same_netns: self.own_netns.is_none_or(|n| n == r.netns_cookie),
                 in_container,
-            });
+            };
+            if self.recorded.len() >= NAMED_MAX {
+                self.recorded.clear();
+            }
+            self.recorded.insert(cookie, record);
+            return Some(record);
         }
         self.older.get(&cookie).map(|&tgid| SocketRecord {
             tgid,
@@ -259,7 +290,7 @@ impl Resolver {
 
     /// The owner of a socket record: the process (its command line while it lives), its cgroup
     /// and container.
-    fn owner(&mut self, cookie: u64, records: &HashMap<u64, SocketOwner>) -> Option<Owner> {
+    fn owner(&mut self, cookie: u64, records: &dyn Records) -> Option<Owner> {
         if let Some(o) = self.named.get(&cookie) {
             return Some(o.clone());
         }
@@ -271,8 +302,8 @@ impl Resolver {
         Some(o)
     }
 
-    fn name_owner(&mut self, cookie: u64, records: &HashMap<u64, SocketOwner>) -> Option<Owner> {
-        let (tgid, uid, comm, cgroup_id) = match records.get(&cookie) {
+    fn name_owner(&mut self, cookie: u64, records: &dyn Records) -> Option<Owner> {
+        let (tgid, uid, comm, cgroup_id) = match records.get(cookie) {
             Some(r) => {
                 let end = r.comm.iter().position(|&b| b == 0).unwrap_or(r.comm.len());
                 let comm = String::from_utf8_lossy(&r.comm[..end]).into_owned();
@@ -344,7 +375,7 @@ impl Resolver {
     pub fn attribute(
         &mut self,
         flows: &[(FlowId, FlowSockets)],
-        records: &HashMap<u64, SocketOwner>,
+        records: &dyn Records,
         local: &[IpAddr],
     ) -> Owned {
         let mut table: Vec<Owner> = Vec::new();
@@ -377,7 +408,7 @@ impl Resolver {
                     };
                     live.or_else(|| {
                         diag::bound_receiver(
-                            records,
+                            records.all(),
                             own_netns,
                             id.protocol,
                             id.local,

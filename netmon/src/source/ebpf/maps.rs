@@ -184,6 +184,11 @@ impl Maps {
         TableFill { v4, v6 }
     }
 
+    /// The owner the cgroup programs recorded for one socket.
+    pub fn owner(&self, cookie: u64) -> Option<SocketOwner> {
+        self.owners.get(&cookie, 0).ok()
+    }
+
     /// Every socket owner the cgroup programs recorded, by cookie.
     pub fn owners(&self) -> std::collections::HashMap<u64, SocketOwner> {
         let mut out = std::collections::HashMap::new();

@@ -22,7 +22,7 @@ use crate::flow::{FlowCounters, FlowId};
 use crate::host;
 use crate::interface::InterfaceInfo;
 use crate::measurement::Measurement;
-use crate::owner::resolve::Resolver;
+use crate::owner::resolve::{Records, Resolver};
 use crate::owner::{FlowSockets, Owned, OwnerRef, Unattributed};
 use crate::report::{SourceKind, View};
 use crate::snapshot::{
@@ -33,7 +33,7 @@ use attach::Attachments;
 use aya::programs::SchedClassifier;
 use loader::Program;
 use maps::Maps;
-use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind};
+use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind, SocketOwner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -287,9 +287,30 @@ impl EbpfSource {
             return Err("the classifier is not loaded".into());
         };
         let resolver = inner.owners.as_ref().map_err(Clone::clone)?;
-        let records = inner.maps().owners();
+        if flows.is_empty() {
+            return Ok(Owned::default());
+        }
+        let maps = inner.maps();
+        let records = MapRecords {
+            maps: &maps,
+            all: std::cell::OnceCell::new(),
+        };
         let local = host::local_addresses();
         Ok(lock(resolver).attribute(flows, &records, &local))
+    }
+
+    /// [`Self::attribute`] on tokio's blocking threads.
+    pub async fn attributed(
+        &self,
+        mut m: Measurement,
+        sockets: SocketTable,
+    ) -> Result<Measurement, BpfError> {
+        let me = self.clone();
+        blocking(move || {
+            me.attribute(&mut m, &sockets);
+            Ok(m)
+        })
+        .await
     }
 
     /// Names the owner of every row of `m` from `sockets` (what the flow tables said of each
@@ -530,6 +551,25 @@ impl Window {
     }
 }
 
+/// The socket-owner map as [`Records`]: one lookup per socket the resolver has not seen, and
+/// a whole read only when a closed receiver is searched for by address (once per result). A
+/// busy host's map holds 65,536 records; reading them all every agent tick cost more than the
+/// tick's own work.
+struct MapRecords<'a> {
+    maps: &'a Maps,
+    all: std::cell::OnceCell<HashMap<u64, SocketOwner>>,
+}
+
+impl Records for MapRecords<'_> {
+    fn get(&self, cookie: u64) -> Option<SocketOwner> {
+        self.maps.owner(cookie)
+    }
+
+    fn all(&self) -> &HashMap<u64, SocketOwner> {
+        self.all.get_or_init(|| self.maps.owners())
+    }
+}
+
 /// Runs blocking bpf work on tokio's blocking threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BpfError> + Send + 'static,
@@ -605,14 +645,8 @@ impl TrafficSource for EbpfSource {
     ) -> BoxFuture<'a, Result<Measurement>> {
         Box::pin(async move {
             let w = self.sample_window(iface, window, progress).await?;
-            let mut m = w.measurement(&iface.name, window);
-            let me = self.clone();
-            blocking(move || {
-                me.attribute(&mut m, &w.sockets);
-                Ok(m)
-            })
-            .await
-            .map_err(Into::into)
+            let m = w.measurement(&iface.name, window);
+            Ok(self.attributed(m, w.sockets).await?)
         })
     }
 }
