@@ -159,6 +159,13 @@ pub struct Session {
     host: String,
 }
 
+/// Most stdout kept of one remote command. iftop's table of 500 rows is about 60 KB and `ip`'s
+/// listing of a thousand interfaces under 1 MB; a host that sends more is broken or hostile, and
+/// what it sends must not pile up in the server's memory.
+pub const MAX_STDOUT: usize = 4 << 20;
+/// Most stderr kept: error messages are lines.
+pub const MAX_STDERR: usize = 64 << 10;
+
 /// What a command printed and how it ended.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -279,10 +286,17 @@ impl Session {
 
     /// Runs `command` until it exits or `deadline` passes. `on_stdout` sees stdout as it
     /// arrives, with the time it arrived.
+    ///
+    /// `terminal`: run it on a pseudo-terminal, so that its stdout is line-buffered as on a
+    /// terminal (a program's stdio buffers a pipe in 4 KB blocks, and a killed one loses them).
+    /// Its stderr then arrives on stdout too. Output processing is off, so lines end in `\n`
+    /// as the program wrote them. A host that refuses terminals (`PermitTTY no`) runs the
+    /// command on pipes instead.
     pub async fn exec(
         &self,
         command: &str,
         deadline: Instant,
+        terminal: bool,
         mut on_stdout: impl FnMut(&str, Instant),
     ) -> Result<Output, SshError> {
         let remote = |problem: &str, e: russh::Error| SshError::Remote {
@@ -295,6 +309,21 @@ impl Session {
             .channel_open_session()
             .await
             .map_err(|e| remote("opening a session channel failed", e))?;
+        if terminal {
+            // No reply asked: a refusal leaves the channel usable, on pipes.
+            channel
+                .request_pty(
+                    false,
+                    "dumb",
+                    200,
+                    50,
+                    0,
+                    0,
+                    &[(russh::Pty::OPOST, 0), (russh::Pty::ECHO, 0)],
+                )
+                .await
+                .map_err(|e| remote("asking for a pseudo-terminal failed", e))?;
+        }
         channel
             .exec(true, command)
             .await
@@ -302,6 +331,17 @@ impl Session {
         let mut out = Output::default();
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
+        let too_much = |stream: &str| SshError::Remote {
+            host: self.host.clone(),
+            problem: format!(
+                "the command printed more than {} bytes on {stream}, far more than iftop's table or `ip`'s listing: netmon stopped reading and closed the session (is the host's iftop or shell profile printing something else?)",
+                match stream {
+                    "stdout" => MAX_STDOUT,
+                    _ => MAX_STDERR,
+                }
+            ),
+            source: None,
+        };
         loop {
             let msg = tokio::select! {
                 m = channel.wait() => m,
@@ -313,10 +353,20 @@ impl Session {
             };
             match msg {
                 Some(ChannelMsg::Data { data }) => {
+                    if stdout.len() + data.len() > MAX_STDOUT {
+                        let _ = channel.close().await;
+                        return Err(too_much("stdout"));
+                    }
                     stdout.extend_from_slice(&data);
                     on_stdout(&String::from_utf8_lossy(&data), Instant::now());
                 }
-                Some(ChannelMsg::ExtendedData { data, .. }) => stderr.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    if stderr.len() + data.len() > MAX_STDERR {
+                        let _ = channel.close().await;
+                        return Err(too_much("stderr"));
+                    }
+                    stderr.extend_from_slice(&data);
+                }
                 Some(ChannelMsg::ExitStatus { exit_status }) => out.status = Some(exit_status),
                 Some(ChannelMsg::Close) | None => break,
                 Some(_) => {}

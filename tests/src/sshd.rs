@@ -14,8 +14,25 @@ pub const NOSUDO_USER: &str = "nmtest-nosudo";
 /// The password user's password; the tests check it never shows up in logs or messages.
 pub const PW: &str = "Nm-t3st-Pw-5f1c9a";
 
-/// Creates the test users if missing: the password user may run iftop through
-/// `sudo -n stdbuf`, the other has no password and no sudo.
+/// The sudoers rule README documents for `sudo = true`, for `user`: read from README itself, so
+/// the tests install exactly what a reader is told to.
+pub fn documented_sudo_rule(user: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("USER ALL=(root) NOPASSWD:"))
+        .expect("README documents a sudoers rule starting `USER ALL=(root) NOPASSWD:`");
+    assert_eq!(
+        line,
+        netmon::source::ssh::SUDO_RULE,
+        "README's rule and the one netmon's remote command is written for differ"
+    );
+    line.replacen("USER", user, 1)
+}
+
+/// Creates the test users if missing: the password user may run iftop through `sudo -n` by
+/// README's rule, the other has no password and no sudo.
 pub fn ensure_users() {
     for user in [PW_USER, NOSUDO_USER] {
         let exists = Command::new("id")
@@ -37,7 +54,7 @@ pub fn ensure_users() {
     assert!(chpasswd.wait().expect("chpasswd").success());
     // '*': no password, but not locked (sshd refuses locked accounts even with a key).
     sh(Command::new("usermod").args(["-p", "*", NOSUDO_USER]));
-    let rule = format!("{PW_USER} ALL=(root) NOPASSWD: /usr/bin/stdbuf\n");
+    let rule = format!("{}\n", documented_sudo_rule(PW_USER));
     let path = Path::new("/etc/sudoers.d/netmon-test");
     if std::fs::read_to_string(path).ok().as_deref() != Some(rule.as_str()) {
         std::fs::write(path, &rule).expect("sudoers drop-in");
@@ -55,6 +72,16 @@ pub fn keypair(dir: &TempDir, name: &str) -> (PathBuf, String) {
     (key, public.trim().to_string())
 }
 
+/// What /usr/sbin/iftop is on a test host.
+pub enum Iftop<'a> {
+    /// Debian's iftop.
+    Real,
+    /// Not there (an empty file that cannot run).
+    Missing,
+    /// This executable instead: a broken or hostile host.
+    Replaced(&'a Path),
+}
+
 /// sshd running in the foreground inside a namespace; stopped on drop.
 pub struct Sshd {
     pub child: Spawned,
@@ -64,8 +91,8 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// Starts sshd on `addr:port` in `ns`, with `authorized` (user, public key) logins.
-    /// `hide_iftop`: the server runs in a mount namespace where /usr/sbin/iftop is not there.
+    /// Starts sshd on `addr:port` in `ns`, with `authorized` (user, public key) logins, and
+    /// `iftop` as the host's /usr/sbin/iftop (in a mount namespace of the server's own).
     pub fn start(
         ns: &str,
         addr: &str,
@@ -73,7 +100,7 @@ impl Sshd {
         dir: &TempDir,
         host_key: &Path,
         authorized: &[(&str, &str)],
-        hide_iftop: bool,
+        iftop: Iftop,
     ) -> Self {
         let keys = dir.path(&format!("authorized-{port}"));
         std::fs::create_dir_all(&keys).expect("keys dir");
@@ -95,10 +122,15 @@ impl Sshd {
         .expect("sshd config");
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let sshd = format!("/usr/sbin/sshd -D -e -f {}", config.display());
-        let script = if hide_iftop {
-            format!("mount --bind /dev/null /usr/sbin/iftop && exec {sshd}")
-        } else {
-            format!("exec {sshd}")
+        let script = match iftop {
+            Iftop::Real => format!("exec {sshd}"),
+            Iftop::Missing => format!("mount --bind /dev/null /usr/sbin/iftop && exec {sshd}"),
+            Iftop::Replaced(by) => {
+                format!(
+                    "mount --bind {} /usr/sbin/iftop && exec {sshd}",
+                    by.display()
+                )
+            }
         };
         let mut cmd = in_ns(ns, "unshare");
         cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])

@@ -5,7 +5,9 @@
 
 use netmon_tests::TempDir;
 use netmon_tests::mcp::{Handshake, PyClient, read_log, structured};
-use netmon_tests::sshd::{NOSUDO_USER, PW, PW_USER, Sshd, ensure_users, keypair};
+use netmon_tests::sshd::{
+    Iftop, NOSUDO_USER, PW, PW_USER, Sshd, documented_sudo_rule, ensure_users, keypair,
+};
 use netmon_tests::{ADDR_A4, ADDR_B4, Counters, VethPair, iperf3_client, iperf3_server, u};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -14,20 +16,20 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// B with sshd on port 22 (and, when asked, a second one without iftop on 2222), the keys
-/// netmon logs in with, and the known_hosts that trusts B.
+/// B with sshd on port 22 (and, when asked, one without iftop on 2222 and one whose iftop
+/// prints without end on 2223), the keys netmon logs in with, and the known_hosts that trusts B.
 struct Remote {
     pair: VethPair,
     dir: TempDir,
     sshd: Sshd,
-    _no_iftop: Option<Sshd>,
+    _broken: Vec<Sshd>,
     root_key: std::path::PathBuf,
     nosudo_key: std::path::PathBuf,
     known_hosts: std::path::PathBuf,
 }
 
 impl Remote {
-    fn new(with_no_iftop: bool) -> Self {
+    fn new(with_broken: bool) -> Self {
         ensure_users();
         let pair = VethPair::new(false);
         let dir = TempDir::new("nmssh");
@@ -38,18 +40,46 @@ impl Remote {
             ("root", root_pub.as_str()),
             (NOSUDO_USER, nosudo_pub.as_str()),
         ];
-        let sshd = Sshd::start(&pair.ns_b, ADDR_B4, 22, &dir, &host_key, &authorized, false);
-        let no_iftop = with_no_iftop.then(|| {
-            Sshd::start(
+        let sshd = Sshd::start(
+            &pair.ns_b,
+            ADDR_B4,
+            22,
+            &dir,
+            &host_key,
+            &authorized,
+            Iftop::Real,
+        );
+        let mut broken = Vec::new();
+        if with_broken {
+            broken.push(Sshd::start(
                 &pair.ns_b,
                 ADDR_B4,
                 2222,
                 &dir,
                 &host_key,
                 &authorized,
-                true,
+                Iftop::Missing,
+            ));
+            // A hostile or broken host: "iftop" floods its output and never ends.
+            let flood = dir.path("flood-iftop");
+            std::fs::write(
+                &flood,
+                "#!/bin/sh\nexec yes 'Listening on a flood of bytes'\n",
             )
-        });
+            .unwrap();
+            netmon_tests::sh(
+                std::process::Command::new("chmod").args(["0755", flood.to_str().unwrap()]),
+            );
+            broken.push(Sshd::start(
+                &pair.ns_b,
+                ADDR_B4,
+                2223,
+                &dir,
+                &host_key,
+                &authorized,
+                Iftop::Replaced(&flood),
+            ));
+        }
         let known_hosts = dir.path("known_hosts");
         let key = sshd
             .host_key
@@ -59,14 +89,16 @@ impl Remote {
             .join(" ");
         std::fs::write(
             &known_hosts,
-            format!("# netmon test\n{ADDR_B4} {key}\n[{ADDR_B4}]:2222 {key}\n"),
+            format!(
+                "# netmon test\n{ADDR_B4} {key}\n[{ADDR_B4}]:2222 {key}\n[{ADDR_B4}]:2223 {key}\n"
+            ),
         )
         .unwrap();
         Self {
             pair,
             dir,
             sshd,
-            _no_iftop: no_iftop,
+            _broken: broken,
             root_key,
             nosudo_key,
             known_hosts,
@@ -84,6 +116,7 @@ impl Remote {
                  [[remote_hosts]]\nname = \"b-pw\"\nhost = \"{ADDR_B4}\"\nusername = \"{PW_USER}\"\nauth = {{ password_env = \"NMTEST_PW\" }}\nsudo = true\n\
                  [[remote_hosts]]\nname = \"b-nosudo\"\nhost = \"{ADDR_B4}\"\nusername = \"{NOSUDO_USER}\"\nauth = {{ key_file = \"{nk}\" }}\n\
                  [[remote_hosts]]\nname = \"b-no-iftop\"\nhost = \"{ADDR_B4}\"\nport = 2222\nusername = \"root\"\nauth = {{ key_file = \"{rk}\" }}\n\
+                 [[remote_hosts]]\nname = \"b-flood\"\nhost = \"{ADDR_B4}\"\nport = 2223\nusername = \"root\"\nauth = {{ key_file = \"{rk}\" }}\n\
                  [[remote_hosts]]\nname = \"ghost\"\nhost = \"10.200.1.99\"\nusername = \"root\"\nauth = {{ key_file = \"{rk}\" }}\n",
                 kh = known_hosts.display(),
                 rk = self.root_key.display(),
@@ -329,6 +362,7 @@ fn remote_errors_against_real_sshd() {
         t("no-sudo", json!({"host": "b-nosudo", "iface": dev_b, "sample_seconds": 3})),
         t("unknown-iface", json!({"host": "b-root", "iface": "nosuch0", "sample_seconds": 3})),
         t("idle", json!({"host": "b-root", "iface": "lo", "sample_seconds": 3})),
+        t("flood", json!({"host": "b-flood", "iface": dev_b, "sample_seconds": 3})),
         t("unreachable", json!({"host": "ghost", "iface": "eth0", "sample_seconds": 3})),
         t("unlisted", json!({"host": "10.200.1.3", "iface": "eth0", "password": PW})),
         {"op": "call", "label": "list-unlisted", "tool": "list_network_interfaces", "args": {"host": "10.200.1.3"}},
@@ -353,6 +387,14 @@ fn remote_errors_against_real_sshd() {
             "interface \"nosuch0\" does not exist on b-root; interfaces there: lo, ",
         ),
         ("unreachable", "no SSH login to 10.200.1.99:22 within 3 s"),
+        (
+            "idle",
+            "printed no table for lo within 8 s of starting a 3 s window",
+        ),
+        (
+            "flood",
+            "the command printed more than 4194304 bytes on stdout",
+        ),
         ("unlisted", "is not one netmon may reach"),
         (
             "list-unlisted",
@@ -377,20 +419,15 @@ fn remote_errors_against_real_sshd() {
         unreachable < 5.0,
         "unreachable took {unreachable} s (bound 3 s)"
     );
-    // An idle interface: iftop never reaches its report, and the call still returns in time.
-    let idle = outcome(&evs, "idle");
-    let s = structured(idle);
-    assert_eq!(s["success"], true, "{s:#}");
-    assert_eq!(s["data"]["total_stats"]["rx_bytes"], 0);
-    assert!(
-        s["data"]["notes"][0]
-            .as_str()
-            .unwrap()
-            .contains("iftop printed no table")
-    );
-    let took = idle["elapsed"].as_f64().unwrap();
-    eprintln!("idle: answered in {took:.2} s for a 3 s window");
-    assert!(took < 3.0 + 6.0 + 3.0, "idle took {took} s");
+    // An idle interface: iftop never reaches its report; the call says so within its bound
+    // (window + 5 s, and the login) instead of answering "0 B".
+    let took = outcome(&evs, "idle")["elapsed"].as_f64().unwrap();
+    eprintln!("idle: refused in {took:.2} s for a 3 s window");
+    assert!(took < 3.0 + 5.0 + 2.0 + 3.0, "idle took {took} s");
+    // The flooding host is cut off at the bound, long before its window would end.
+    let took = outcome(&evs, "flood")["elapsed"].as_f64().unwrap();
+    eprintln!("flood: cut off after {took:.2} s");
+    assert!(took < 3.0 + 5.0, "flood took {took} s");
     let log = read_log(&client.log);
     for secret in [PW, wrong_pw] {
         assert!(!log.contains(secret), "a password is in netmon's log");
@@ -570,4 +607,48 @@ fn agent_login_and_allowed_unlisted_host() {
     );
     assert!(!read_log(&c.log).contains(PW));
     let _ = agent.0.kill();
+}
+
+/// The sudoers rule README documents is the one the tests install, and it lets the user run
+/// iftop's text mode as root and nothing else (`sudo -l COMMAND` asks sudo whether the rule
+/// allows COMMAND, without running it).
+#[test]
+fn the_documented_sudo_rule_allows_iftop_text_mode_only() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    ensure_users();
+    let installed = std::fs::read_to_string("/etc/sudoers.d/netmon-test").unwrap();
+    assert_eq!(installed.trim_end(), documented_sudo_rule(PW_USER));
+    let allowed = |cmd: &str| {
+        std::process::Command::new("runuser")
+            .args([
+                "-u",
+                PW_USER,
+                "--",
+                "sh",
+                "-c",
+                &format!("sudo -n -l {cmd}"),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    for ok in [
+        "/usr/sbin/iftop -t -s 3 -n -N -P -B -L 500 -i eth0",
+        "/usr/sbin/iftop -t -s 3 -n -N -P -B -L 500 -f 'udp and port 53' -F 10.0.0.0/8 -i eth0",
+    ] {
+        assert!(allowed(ok), "the rule must allow {ok}");
+    }
+    for refused in [
+        "/usr/sbin/iftop -i eth0",
+        "/usr/sbin/iftop",
+        "/usr/bin/stdbuf -oL /usr/sbin/iftop -t",
+        "/usr/bin/stdbuf -oL id",
+        "/bin/sh -c id",
+        "/usr/bin/id",
+        "/usr/bin/tee /etc/passwd",
+        "-u nobody /usr/sbin/iftop -t -i eth0",
+    ] {
+        assert!(!allowed(refused), "the rule must not allow {refused}");
+    }
 }

@@ -9,11 +9,29 @@ use std::path::{Path, PathBuf};
 /// Where a config file may be named when no flag names one.
 pub const CONFIG_ENV: &str = "NETMON_CONFIG";
 
+/// Largest config (or secret) file read. A config is a few kilobytes; the bound keeps a wrong
+/// path (a device, a log) from being read whole into memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    use std::io::Read as _;
+    let failed = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(failed)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problem: format!(
+                "the file is larger than {MAX_FILE_BYTES} bytes; is it the right file?"
+            ),
+        });
+    }
+    Ok(text)
 }
 
 pub fn file(path: &Path) -> Result<Config, ConfigError> {

@@ -152,7 +152,17 @@ impl Config {
             problem,
         };
         let syntax = |span: Option<std::ops::Range<usize>>, key: String, message: &str| {
-            let (line, column) = span.map_or((0, 0), |s| position(text, s.start));
+            // toml says "recursion limit" with no place: the nesting is what is wrong.
+            let Some(span) = span else {
+                return ConfigError::Invalid {
+                    path: origin.to_path_buf(),
+                    problem: format!(
+                        "{}{key}: arrays or tables nest deeper than netmon's TOML parser reads; netmon's config nests two levels at most",
+                        without_values(message)
+                    ),
+                };
+            };
+            let (line, column) = position(text, span.start);
             ConfigError::Syntax {
                 path: origin.to_path_buf(),
                 line,
@@ -261,6 +271,30 @@ mod tests {
         );
         let e = Config::parse(cases[2], p).unwrap_err().to_string();
         assert!(e.contains("password"), "names the key: {e}");
+    }
+
+    /// Nesting in a config is refused by the TOML parser's own recursion limit, with the line,
+    /// not by a stack overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let p = Path::new("/etc/netmon.toml");
+        for text in [
+            format!("x = {}1{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("x = {}\n", "{ a = ".repeat(50_000)),
+            format!("{}\n", "a.".repeat(50_000) + "b = 1"),
+        ] {
+            let e = Config::parse(&text, p).unwrap_err().to_string();
+            assert!(
+                e.contains("/etc/netmon.toml, line 1") || e.contains("nest deeper"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_too_large_is_refused_without_reading_it_whole() {
+        let e = load::file(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("larger than 1048576 bytes"), "{e}");
     }
 
     #[test]

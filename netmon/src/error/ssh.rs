@@ -76,6 +76,16 @@ pub enum SshError {
         said: String,
     },
 
+    #[error(
+        "iftop on {host} printed no table for {iface} within {waited} s of starting a {window} s window: iftop reports only when a packet crosses the interface after the window, so on an idle link (or one too slow to deliver the table) it never does. No figures rather than a wrong zero: try again, sample a busier interface, or run `netmon agent` on {host} and set its agent_url"
+    )]
+    NoTable {
+        host: String,
+        iface: String,
+        window: u64,
+        waited: u64,
+    },
+
     #[error("on {host}: {problem}")]
     Remote {
         host: String,

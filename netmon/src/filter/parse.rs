@@ -59,11 +59,26 @@ enum Kind {
     PortRange,
 }
 
+/// Longest expression read, in bytes. A filter a person writes is a line; the bound keeps a
+/// client from making the server split and hold megabytes of words.
+pub const MAX_FILTER_BYTES: usize = 4096;
+/// Deepest nesting of `(` and `not`/`!`. The parser, the matcher, the writer back to pcap and
+/// the tree's drop all recurse once per level: without a bound, 50,000 `(` overflowed the stack
+/// and aborted the process.
+pub const MAX_FILTER_DEPTH: usize = 64;
+/// Most `and`/`or` operators. A chain of them builds a tree as deep as it is long, which the
+/// matcher and the drop then walk recursively.
+pub const MAX_FILTER_OPERATORS: usize = 256;
+
 struct Parser<'a> {
     words: Vec<&'a str>,
     at: usize,
     /// The keyword a bare value takes (`port 80 or 443`).
     last: Option<(Dir, Kind)>,
+    /// `(` and `not` levels open around the current word.
+    depth: usize,
+    /// `and`/`or` operators read so far.
+    operators: usize,
 }
 
 /// Splits on white space, and around parentheses and `!` glued to a word.
@@ -92,10 +107,22 @@ fn words(text: &str) -> Vec<&str> {
 
 /// Parses a filter expression. An empty expression is no filter.
 pub fn parse(text: &str) -> Result<Option<Filter>, FilterError> {
+    if text.len() > MAX_FILTER_BYTES {
+        return Err(FilterError {
+            position: 1,
+            word: "(the whole expression)".into(),
+            problem: format!(
+                "the expression is {} bytes long; netmon reads at most {MAX_FILTER_BYTES}: shorten it, e.g. with `net` instead of many `host`s",
+                text.len()
+            ),
+        });
+    }
     let mut p = Parser {
         words: words(text),
         at: 0,
         last: None,
+        depth: 0,
+        operators: 0,
     };
     if p.words.is_empty() {
         return Ok(None);
@@ -132,10 +159,34 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Counts one `and`/`or`, refusing the one past [`MAX_FILTER_OPERATORS`].
+    fn operator(&mut self) -> Result<(), FilterError> {
+        self.operators += 1;
+        if self.operators > MAX_FILTER_OPERATORS {
+            return Err(self.error(format!(
+                "more than {MAX_FILTER_OPERATORS} `and`/`or` operators; netmon reads at most that many: use `net` or `portrange` to cover many hosts or ports"
+            )));
+        }
+        self.next();
+        Ok(())
+    }
+
+    /// Opens one level of `(` or `not`, refusing the one past [`MAX_FILTER_DEPTH`].
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(self.error(format!(
+                "parentheses and `not` nest more than {MAX_FILTER_DEPTH} deep; netmon reads at most that many levels: remove the extra ones"
+            )));
+        }
+        self.next();
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Filter, FilterError> {
         let mut left = self.and()?;
         while matches!(self.peek(), Some("or" | "||")) {
-            self.next();
+            self.operator()?;
             let right = self.and()?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
@@ -145,7 +196,7 @@ impl<'a> Parser<'a> {
     fn and(&mut self) -> Result<Filter, FilterError> {
         let mut left = self.unary()?;
         while matches!(self.peek(), Some("and" | "&&")) {
-            self.next();
+            self.operator()?;
             let right = self.unary()?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
@@ -154,8 +205,10 @@ impl<'a> Parser<'a> {
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
         if matches!(self.peek(), Some("not" | "!")) {
-            self.next();
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let f = Filter::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(f);
         }
         self.primary()
     }
@@ -165,12 +218,13 @@ impl<'a> Parser<'a> {
             return Err(self.error("expected a filter"));
         };
         if w == "(" {
-            self.next();
+            self.enter()?;
             let f = self.or()?;
             if self.peek() != Some(")") {
                 return Err(self.error("expected `)`"));
             }
             self.next();
+            self.depth -= 1;
             return Ok(f);
         }
         if let Some(proto) = protocol(w) {
@@ -367,6 +421,51 @@ mod tests {
             dport: Some(dport),
             proto: Some(proto),
         }
+    }
+
+    /// 50,000 `(` aborted the process on a stack overflow: now each bound refuses with its
+    /// limit in the message, and what is within the bounds still parses.
+    #[test]
+    fn nesting_length_and_operators_are_bounded() {
+        let nested = |n: usize| format!("{}tcp{}", "(".repeat(n), ")".repeat(n));
+        let e = parse(&nested(50_000)).unwrap_err();
+        assert!(
+            e.problem.contains("more than 4096") || e.problem.contains("at most 4096"),
+            "{e}"
+        );
+        let e = parse(&nested(1_000)).unwrap_err();
+        assert!(
+            e.problem
+                .contains(&format!("nest more than {MAX_FILTER_DEPTH} deep")),
+            "{e}"
+        );
+        assert_eq!(e.word, "(");
+        assert!(parse(&nested(MAX_FILTER_DEPTH)).unwrap().is_some());
+        assert!(parse(&nested(MAX_FILTER_DEPTH + 1)).is_err());
+        let nots = |n: usize| format!("{}tcp", "not ".repeat(n));
+        assert!(parse(&nots(MAX_FILTER_DEPTH)).unwrap().is_some());
+        let e = parse(&nots(MAX_FILTER_DEPTH + 1)).unwrap_err();
+        assert!(e.problem.contains("nest more than"), "{e}");
+        let bangs = format!("{}udp", "!".repeat(2_000));
+        assert!(
+            parse(&bangs)
+                .unwrap_err()
+                .problem
+                .contains("nest more than")
+        );
+        let chain = |n: usize| vec!["port 1"; n + 1].join(" or ");
+        assert!(parse(&chain(MAX_FILTER_OPERATORS)).unwrap().is_some());
+        let e = parse(&chain(MAX_FILTER_OPERATORS + 1)).unwrap_err();
+        assert!(
+            e.problem
+                .contains(&format!("more than {MAX_FILTER_OPERATORS}")),
+            "{e}"
+        );
+        assert_eq!(e.word, "or");
+        // Depth counts open levels, not all of them: siblings do not add up.
+        let siblings = vec![nested(MAX_FILTER_DEPTH); 3].join(" and ");
+        assert!(siblings.len() <= MAX_FILTER_BYTES);
+        assert!(parse(&siblings).unwrap().is_some());
     }
 
     #[test]

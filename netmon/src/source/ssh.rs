@@ -15,8 +15,10 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-/// Extra seconds iftop gets after the window: it prints at its first 2 s tick at or after it.
-const IFTOP_GRACE: u64 = 3;
+/// Extra seconds iftop gets after the window to print its table: it prints at its first tick at
+/// or after the window's end, and a tick needs a packet. Past them the call fails: a table that
+/// did not come is not zero traffic.
+pub const IFTOP_GRACE: u64 = 5;
 /// Bound on listing interfaces once logged in.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows iftop prints (`-L`); more than any top list asks for.
@@ -139,11 +141,14 @@ pub fn parse_ip_output(text: &str) -> Vec<InterfaceInfo> {
     list
 }
 
-/// The remote command: find iftop (non-root users lack /usr/sbin in PATH), then run it
-/// line-buffered (a killed iftop loses block-buffered output) under a time limit. A watcher
-/// stops it as soon as the SSH channel goes away (stdin ends), so a cancelled call leaves
-/// nothing running there. The channel's stdin is kept on fd 3 because a background job's
-/// stdin is /dev/null.
+/// The remote command: find iftop (non-root users lack /usr/sbin in PATH), then run it under a
+/// time limit, through `sudo -n` when asked: iftop itself, so that a sudo rule naming only iftop
+/// matches ([`SUDO_RULE`]). It runs on a pseudo-terminal ([`Session::exec`]), which makes its
+/// stdout line-buffered, so `Listening on` arrives when iftop starts, not when it exits. A
+/// watcher stops it as soon as the SSH channel goes away (stdin ends), so a cancelled call
+/// leaves nothing running there. The channel's stdin is kept on fd 3 because a background
+/// job's stdin is /dev/null. The watcher ignores SIGHUP: when the channel closes, the terminal
+/// hangs up the shell's process group, which it is in, while `timeout` has a group of its own.
 ///
 /// A selection goes to iftop's own `-f`, `-F` and `-G`, written from the parsed filter (only
 /// words of the subset, addresses and numbers) and quoted, so nothing else reaches the shell.
@@ -177,16 +182,22 @@ pub fn iftop_command(
          [ -f \"$IFTOP\" ] && [ -x \"$IFTOP\" ] || IFTOP=/usr/sbin/iftop; \
          [ -f \"$IFTOP\" ] && [ -x \"$IFTOP\" ] || {{ echo 'netmon: iftop: not found' >&2; exit 127; }}; \
          exec 3<&0; \
-         timeout -k 1 {limit} {sudo}stdbuf -oL \"$IFTOP\" -t -s {window_s} -n -N -P -B -L {IFTOP_LINES}{narrow} -i {quoted} </dev/null & p=$!; \
-         ( exec >/dev/null 2>&1; cat <&3; kill $p ) & \
+         timeout -k 1 {limit} {sudo}\"$IFTOP\" -t -s {window_s} -n -N -P -B -L {IFTOP_LINES}{narrow} -i {quoted} </dev/null & p=$!; \
+         ( trap '' HUP; exec >/dev/null 2>&1; cat <&3; kill $p ) & \
          wait $p",
         limit = window_s + IFTOP_GRACE,
     ))
 }
 
+/// The sudoers rule README documents for `sudo = true`, with the remote user's name for
+/// `USER`: iftop in text mode as root, nothing else. The tests install exactly this line.
+pub const SUDO_RULE: &str = "USER ALL=(root) NOPASSWD: /usr/sbin/iftop -t *";
+
 impl SshSource {
     fn classify(&self, out: &crate::ssh::Output) -> Option<SshError> {
-        let err = out.stderr.trim();
+        // On a terminal, iftop's and sudo's messages arrive on stdout.
+        let both = format!("{}\n{}", out.stderr, out.stdout);
+        let err = both.trim();
         let host = self.label.clone();
         if out.status == Some(127) {
             return Some(SshError::IftopMissing { host });
@@ -246,7 +257,7 @@ impl SshSource {
         let cmd =
             format!("export LC_ALL=C; ip -o -d link show && echo {LIST_MARK} && ip -o addr show");
         let out = session
-            .exec(&cmd, Instant::now() + LIST_TIMEOUT, |_, _| {})
+            .exec(&cmd, Instant::now() + LIST_TIMEOUT, false, |_, _| {})
             .await?;
         if out.status != Some(0) {
             return Err(SshError::Remote {
@@ -302,7 +313,7 @@ impl SshSource {
         let mut closed: Option<Instant> = None;
         let mut seen = String::new();
         let out = {
-            let run = session.exec(cmd, deadline, |chunk, at| {
+            let run = session.exec(cmd, deadline, true, |chunk, at| {
                 // Look at the new text and the few bytes before it (a marker may straddle
                 // chunks), not at all the output again.
                 let from = seen.len().saturating_sub(16);
@@ -350,16 +361,14 @@ impl SshSource {
             }
             if out.timed_out || out.status == Some(124) || out.status == Some(137) {
                 // iftop prints only on a tick, and a tick needs a packet: none came after the
-                // window.
-                let empty = iftop::measurement(
-                    &iftop::Table::default(),
-                    window_secs.as_nanos() as u64,
-                    &[],
-                );
-                return Ok(empty.with_note(format!(
-                    "iftop printed no table: no packet crossed {} at or after {secs} s, so it never reached its report; traffic earlier in the window, if any, is not in these figures",
-                    iface.name
-                )));
+                // window, or the table was still on its way.
+                return Err(SshError::NoTable {
+                    host: self.label.clone(),
+                    iface: iface.name.clone(),
+                    window: secs,
+                    waited: secs + IFTOP_GRACE,
+                }
+                .into());
             }
             return Err(SshError::Remote {
                 host: self.label.clone(),
@@ -422,16 +431,16 @@ mod tests {
     fn the_interface_is_quoted_and_iftop_bounded() {
         let all = Selection::default();
         let c = iftop_command("eth0", 5, false, &all).unwrap();
-        assert!(
-            c.contains("timeout -k 1 8 stdbuf -oL \"$IFTOP\" -t -s 5"),
-            "{c}"
-        );
+        assert!(c.contains("timeout -k 1 10 \"$IFTOP\" -t -s 5"), "{c}");
         assert!(c.contains("-i eth0 </dev/null & p=$!"), "{c}");
         let c = iftop_command("a b", 5, true, &all).unwrap();
+        // sudo runs iftop itself, with `-t` first: what the documented rule allows.
         assert!(
-            c.contains("sudo -n stdbuf") && c.contains("-i 'a b' </dev/null &"),
+            c.contains("sudo -n \"$IFTOP\" -t -s 5 ") && c.contains("-i 'a b' </dev/null &"),
             "{c}"
         );
+        assert!(!c.contains("stdbuf"), "{c}");
+        assert!(SUDO_RULE.ends_with("/usr/sbin/iftop -t *"));
     }
 
     #[test]
