@@ -202,15 +202,14 @@ pub struct DirTotals {
     pub frames: u64,
     /// `skb->len` of every frame, link-layer header included: equals the kernel's L2 counters.
     pub frame_bytes: u64,
-    /// IP packets on the wire (a GSO super-packet counts its segments).
-    pub ip_packets: u64,
-    /// L3 bytes of those packets (per-segment headers included for GSO).
-    pub ip_bytes: u64,
+    // No IP packet or byte count: userspace derives it from the flows plus the overflow below,
+    // so that a window's totals are exactly its rows' sum (the tables and these totals are read
+    // one after the other, not at one instant).
     /// Frames that are not IP, or whose IP header could not be read (truncated, garbage).
     pub other_frames: u64,
     /// `skb->len` of the `other_frames`.
     pub other_bytes: u64,
-    /// IP packets whose flow could not get a table entry; they are in `ip_*` but in no flow.
+    /// IP packets whose flow could not get a table entry: counted here and in no flow.
     pub overflow_packets: u64,
     /// L3 bytes of `overflow_packets`.
     pub overflow_bytes: u64,
@@ -243,9 +242,9 @@ const _: () = {
     assert!(core::mem::offset_of!(SocketOwner, _pad) == 62);
     assert!(align_of::<FlowValue>() == 8);
     assert!(size_of::<TotalsKey>() == 8);
-    assert!(size_of::<DirTotals>() == 80);
+    assert!(size_of::<DirTotals>() == 64);
     assert!(align_of::<DirTotals>() == 8);
-    assert!(size_of::<SlotTotals>() == 88);
+    assert!(size_of::<SlotTotals>() == 72);
     assert!(align_of::<SlotTotals>() == 8);
     assert!(TOTALS_SLOTS.is_power_of_two());
 };

@@ -143,8 +143,6 @@ fn account<const RAW: bool, const OWNERS: bool>(ctx: &TcContext, direction: Dire
                 return;
             }
         };
-    totals.ip_packets += packets;
-    totals.ip_bytes += bytes;
     if let Err(reason) = added {
         totals.overflow_packets += packets;
         totals.overflow_bytes += bytes;

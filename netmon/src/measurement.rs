@@ -147,13 +147,14 @@ impl Measurement {
     /// The kernel's counters over a window. When the flow table was full, a note says how much
     /// traffic is in the totals but in no connection, and why.
     pub fn from_sample(s: &Sample) -> Self {
-        let lost = s.rx.overflow_bytes + s.tx.overflow_bytes;
+        let (rx, tx) = (&s.rx.kernel, &s.tx.kernel);
+        let lost = rx.overflow_bytes + tx.overflow_bytes;
         let notes = if lost > 0 {
             vec![format!(
                 "the flow table was full: {lost} bytes in {} packets are in the totals but in no connection ({} inserts refused for lack of room, {} failed otherwise); restart netmon with a larger --table-capacity",
-                s.rx.overflow_packets + s.tx.overflow_packets,
-                s.rx.overflow_table_full + s.tx.overflow_table_full,
-                s.rx.overflow_insert_failed + s.tx.overflow_insert_failed,
+                rx.overflow_packets + tx.overflow_packets,
+                rx.overflow_table_full + tx.overflow_table_full,
+                rx.overflow_insert_failed + tx.overflow_insert_failed,
             )]
         } else {
             Vec::new()
@@ -165,8 +166,8 @@ impl Measurement {
                 tx_bytes: s.tx.ip_bytes,
                 rx_packets: Some(s.rx.ip_packets),
                 tx_packets: Some(s.tx.ip_packets),
-                rx: Some((&s.rx).into()),
-                tx: Some((&s.tx).into()),
+                rx: Some(rx.into()),
+                tx: Some(tx.into()),
             },
             rows: s.flows.iter().map(|(id, c)| flow_row(id, c)).collect(),
             packets: true,
@@ -192,11 +193,11 @@ mod tests {
     fn a_full_table_is_told_with_its_bytes() {
         let mut s = Sample::default();
         assert!(Measurement::from_sample(&s).notes.is_empty());
-        s.rx.overflow_bytes = 600;
-        s.rx.overflow_packets = 6;
-        s.tx.overflow_bytes = 40;
-        s.tx.overflow_packets = 1;
-        s.rx.overflow_table_full = 7;
+        s.rx.kernel.overflow_bytes = 600;
+        s.rx.kernel.overflow_packets = 6;
+        s.tx.kernel.overflow_bytes = 40;
+        s.tx.kernel.overflow_packets = 1;
+        s.rx.kernel.overflow_table_full = 7;
         let n = &Measurement::from_sample(&s).notes;
         assert_eq!(n.len(), 1);
         assert!(n[0].contains("640 bytes in 7 packets"), "{n:?}");

@@ -301,12 +301,15 @@ impl Metrics {
         let idx = iface.index.to_string();
         let secs = sample.window_ns as f64 / 1e9;
         let per_s = |v: u64| if secs > 0.0 { v as f64 / secs } else { 0.0 };
-        for (direction, t) in DIRECTIONS.into_iter().zip([&sample.rx, &sample.tx]) {
+        for (direction, crossed) in DIRECTIONS.into_iter().zip([&sample.rx, &sample.tx]) {
             let l = [iface.name.as_str(), idx.as_str(), direction];
+            let t = &crossed.kernel;
             self.packets.with_label_values(&l).inc_by(t.frames);
             self.bytes.with_label_values(&l).inc_by(t.frame_bytes);
-            self.ip_packets.with_label_values(&l).inc_by(t.ip_packets);
-            self.ip_bytes.with_label_values(&l).inc_by(t.ip_bytes);
+            self.ip_packets
+                .with_label_values(&l)
+                .inc_by(crossed.ip_packets);
+            self.ip_bytes.with_label_values(&l).inc_by(crossed.ip_bytes);
             self.unattributed_bytes
                 .with_label_values(&l)
                 .inc_by(t.overflow_bytes);
@@ -553,6 +556,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::interface::InterfaceKind;
+    use crate::snapshot::Crossed;
 
     fn eth0() -> InterfaceInfo {
         InterfaceInfo {
@@ -568,12 +572,14 @@ mod tests {
     }
 
     fn sample(frames: u64, bytes: u64) -> Sample {
-        let t = DirTotals {
-            frames,
-            frame_bytes: bytes,
+        let t = Crossed {
             ip_packets: frames,
             ip_bytes: bytes - 14 * frames,
-            ..Default::default()
+            kernel: DirTotals {
+                frames,
+                frame_bytes: bytes,
+                ..Default::default()
+            },
         };
         Sample {
             window_ns: 2_000_000_000,

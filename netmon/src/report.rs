@@ -424,21 +424,17 @@ mod tests {
             remote_port: port,
             protocol: 6,
         };
-        Sample {
-            window_ns: 2_000_000_000,
-            rx: DirTotals {
+        // The IP totals (rx 10,865,894 B in 7,300 packets, tx 62,700 B in 1,000) are the
+        // flows' sum.
+        Sample::new(
+            2_000_000_000,
+            DirTotals {
                 frames: 7_300,
                 frame_bytes: 10_968_094,
-                ip_packets: 7_300,
-                ip_bytes: 10_865_894,
                 ..Default::default()
             },
-            tx: DirTotals {
-                ip_packets: 1_000,
-                ip_bytes: 62_700,
-                ..Default::default()
-            },
-            flows: vec![
+            DirTotals::default(),
+            vec![
                 (
                     id(39548),
                     FlowCounters {
@@ -458,7 +454,7 @@ mod tests {
                     },
                 ),
             ],
-        }
+        )
     }
 
     #[test]

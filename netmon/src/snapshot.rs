@@ -43,15 +43,71 @@ impl TableFill {
     }
 }
 
+/// One direction of what crossed an interface over a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Crossed {
+    /// IP packets on the wire (a GSO super-packet counts its segments) and their L3 bytes: the
+    /// window's flows summed, plus the packets no flow holds (the kernel's overflow counters).
+    /// Derived, never read: the flow tables and the per-CPU totals are read one after the
+    /// other, not at one instant, so with traffic crossing the window's edges totals read on
+    /// their own differed from the rows' sum by whole packets. Summed, rows + unattributed =
+    /// totals in every view, by construction.
+    pub ip_packets: u64,
+    pub ip_bytes: u64,
+    /// The kernel's per-CPU totals over the window: frames as the interface counters count
+    /// them, frames that are not IP, and the overflow.
+    pub kernel: DirTotals,
+}
+
+impl Crossed {
+    /// The totals of a window whose flows added `in_flows` (this direction's packets, bytes).
+    pub fn new(in_flows: (u64, u64), kernel: DirTotals) -> Self {
+        Self {
+            ip_packets: in_flows.0 + kernel.overflow_packets,
+            ip_bytes: in_flows.1 + kernel.overflow_bytes,
+            kernel,
+        }
+    }
+
+    /// Adds another window's totals (windows that follow each other).
+    pub fn add(&mut self, other: &Crossed) {
+        self.ip_packets += other.ip_packets;
+        self.ip_bytes += other.ip_bytes;
+        self.kernel = sum_totals([&self.kernel, &other.kernel]);
+    }
+}
+
 /// What crossed the interface between two snapshots.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sample {
     /// Measured length of the window.
     pub window_ns: u64,
-    pub rx: DirTotals,
-    pub tx: DirTotals,
+    pub rx: Crossed,
+    pub tx: Crossed,
     /// Flows with traffic in the window, in no particular order.
     pub flows: Vec<(FlowId, FlowCounters)>,
+}
+
+impl Sample {
+    /// A window's sample from its flows and the kernel's totals over it; the IP totals are the
+    /// flows' sum plus the overflow ([`Crossed`]).
+    pub fn new(
+        window_ns: u64,
+        rx: DirTotals,
+        tx: DirTotals,
+        flows: Vec<(FlowId, FlowCounters)>,
+    ) -> Self {
+        let mut sum = FlowCounters::default();
+        for (_, c) in &flows {
+            sum.add(c);
+        }
+        Self {
+            window_ns,
+            rx: Crossed::new((sum.rx_packets, sum.rx_bytes), rx),
+            tx: Crossed::new((sum.tx_packets, sum.tx_bytes), tx),
+            flows,
+        }
+    }
 }
 
 fn delta(after: u64, before: u64) -> u64 {
@@ -67,8 +123,6 @@ pub fn diff_totals(after: &DirTotals, before: &DirTotals) -> DirTotals {
     DirTotals {
         frames: delta(after.frames, before.frames),
         frame_bytes: delta(after.frame_bytes, before.frame_bytes),
-        ip_packets: delta(after.ip_packets, before.ip_packets),
-        ip_bytes: delta(after.ip_bytes, before.ip_bytes),
         other_frames: delta(after.other_frames, before.other_frames),
         other_bytes: delta(after.other_bytes, before.other_bytes),
         overflow_packets: delta(after.overflow_packets, before.overflow_packets),
@@ -85,8 +139,6 @@ pub fn sum_totals<'a>(per_cpu: impl IntoIterator<Item = &'a DirTotals>) -> DirTo
         .fold(DirTotals::default(), |mut acc, t| {
             acc.frames += t.frames;
             acc.frame_bytes += t.frame_bytes;
-            acc.ip_packets += t.ip_packets;
-            acc.ip_bytes += t.ip_bytes;
             acc.other_frames += t.other_frames;
             acc.other_bytes += t.other_bytes;
             acc.overflow_packets += t.overflow_packets;
@@ -125,12 +177,12 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Sample {
         .iter()
         .filter_map(|(id, now)| Some((*id, flow_delta(before.flows.get(id), now)?)))
         .collect();
-    Sample {
-        window_ns: after.taken_ns.saturating_sub(before.taken_ns),
-        rx: diff_totals(&after.rx, &before.rx),
-        tx: diff_totals(&after.tx, &before.tx),
+    Sample::new(
+        after.taken_ns.saturating_sub(before.taken_ns),
+        diff_totals(&after.rx, &before.rx),
+        diff_totals(&after.tx, &before.tx),
         flows,
-    }
+    )
 }
 
 #[cfg(test)]
@@ -184,6 +236,39 @@ mod tests {
         assert_eq!(s.flows, vec![(id(1), c(2_000, 200)), (id(3), c(200, 0))]);
     }
 
+    /// The IP totals are the rows' sum plus what no row holds, whatever the per-CPU totals
+    /// were when they were read.
+    #[test]
+    fn ip_totals_are_the_flows_plus_the_overflow() {
+        let before = Snapshot {
+            flows: [(id(1), c(1_000, 500))].into_iter().collect(),
+            ..Default::default()
+        };
+        let after = Snapshot {
+            rx: DirTotals {
+                overflow_packets: 3,
+                overflow_bytes: 4_500,
+                frames: 99,
+                ..Default::default()
+            },
+            flows: [(id(1), c(3_000, 700)), (id(2), c(200, 100))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let s = diff(&before, &after);
+        assert_eq!(
+            (s.rx.ip_bytes, s.rx.ip_packets),
+            (2_000 + 200 + 4_500, 20 + 2 + 3)
+        );
+        assert_eq!((s.tx.ip_bytes, s.tx.ip_packets), (200 + 100, 2 + 1));
+        assert_eq!(s.rx.kernel.frames, 99);
+        let mut twice = s.rx;
+        twice.add(&s.rx);
+        assert_eq!(twice.ip_bytes, 2 * s.rx.ip_bytes);
+        assert_eq!(twice.kernel.overflow_packets, 6);
+    }
+
     #[test]
     fn a_shrunken_flow_was_recreated_and_counts_whole() {
         let before = Snapshot {
@@ -202,8 +287,8 @@ mod tests {
         let t = |n: u64| DirTotals {
             frames: n,
             frame_bytes: n * 100,
-            ip_packets: n,
-            ip_bytes: n * 86,
+            other_frames: n,
+            other_bytes: n * 86,
             overflow_table_full: n / 2,
             ..Default::default()
         };

@@ -100,12 +100,12 @@ impl Tick {
 
     /// The state for the next tick, and this tick's traffic.
     pub fn finish(self) -> (Tracked, Sample) {
-        let sample = Sample {
-            window_ns: self.window_ns,
-            rx: self.rx,
-            tx: self.tx,
-            flows: self.moved.into_iter().collect(),
-        };
+        let sample = Sample::new(
+            self.window_ns,
+            self.rx,
+            self.tx,
+            self.moved.into_iter().collect(),
+        );
         (self.next, sample)
     }
 }
@@ -200,10 +200,14 @@ mod tests {
     #[test]
     fn totals_and_window_are_the_differences_of_the_readings() {
         let mut a = reading(1_000, &[]);
-        a.rx.ip_bytes = 10;
+        a.rx.overflow_bytes = 10;
+        a.rx.frames = 4;
         let mut b = reading(4_000, &[]);
-        b.rx.ip_bytes = 25;
+        b.rx.overflow_bytes = 25;
+        b.rx.frames = 9;
         let (_, s) = tick(&Tracked::start(a), b, 0).finish();
+        // No flow moved: the IP bytes are the overflow's alone.
         assert_eq!((s.window_ns, s.rx.ip_bytes), (3_000, 15));
+        assert_eq!((s.rx.kernel.frames, s.rx.kernel.overflow_bytes), (5, 15));
     }
 }

@@ -9,8 +9,7 @@
 
 use crate::filter::Halves;
 use crate::flow::{FlowCounters, FlowId};
-use crate::snapshot::{FlowTable, Sample, sum_totals};
-use netmon_common::DirTotals;
+use crate::snapshot::{Crossed, FlowTable, Sample};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
@@ -71,22 +70,18 @@ pub struct History {
     /// Per flow: counters since it was first seen, and the end of the last tick that moved it.
     flows: HashMap<FlowId, (FlowCounters, u64)>,
     /// Interface totals since watching began.
-    pub rx_total: DirTotals,
-    pub tx_total: DirTotals,
+    pub rx_total: Crossed,
+    pub tx_total: Crossed,
     /// Time watched so far.
     pub watched_ns: u64,
-}
-
-fn add_totals(acc: &mut DirTotals, t: &DirTotals) {
-    *acc = sum_totals([&*acc, t]);
 }
 
 impl History {
     /// Adds one tick that ended at `end_ns` (CLOCK_MONOTONIC) and drops what fell out of the last
     /// 40 s.
     pub fn push(&mut self, end_ns: u64, sample: Sample) {
-        add_totals(&mut self.rx_total, &sample.rx);
-        add_totals(&mut self.tx_total, &sample.tx);
+        self.rx_total.add(&sample.rx);
+        self.tx_total.add(&sample.tx);
         self.watched_ns += sample.window_ns;
         for (id, c) in &sample.flows {
             let e = self.flows.entry(*id).or_default();
@@ -144,12 +139,12 @@ impl History {
             return None;
         }
         let (ticks, covered) = self.newest(ns);
-        let mut rx = DirTotals::default();
-        let mut tx = DirTotals::default();
+        let mut rx = Crossed::default();
+        let mut tx = Crossed::default();
         let mut flows: HashMap<FlowId, FlowCounters> = HashMap::new();
         for t in ticks {
-            add_totals(&mut rx, &t.sample.rx);
-            add_totals(&mut tx, &t.sample.tx);
+            rx.add(&t.sample.rx);
+            tx.add(&t.sample.tx);
             for (id, c) in &t.sample.flows {
                 flows.entry(*id).or_default().add(c);
             }

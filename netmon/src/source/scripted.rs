@@ -88,14 +88,15 @@ mod tests {
             before: Snapshot::default(),
             after: Snapshot {
                 taken_ns: 5_000_000_000,
+                // 10 frames received and 5 sent; the IP totals are the flows' sum.
                 rx: DirTotals {
-                    ip_bytes: 1000,
-                    ip_packets: 10,
+                    frames: 10,
+                    frame_bytes: 1140,
                     ..Default::default()
                 },
                 tx: DirTotals {
-                    ip_bytes: 500,
-                    ip_packets: 5,
+                    frames: 5,
+                    frame_bytes: 570,
                     ..Default::default()
                 },
                 flows: [(

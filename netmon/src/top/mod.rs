@@ -142,7 +142,7 @@ fn figures(
         } else {
             rows::selected_totals(h, state)
         };
-        let unattributed = h.rx_total.overflow_bytes + h.tx_total.overflow_bytes;
+        let unattributed = h.rx_total.kernel.overflow_bytes + h.tx_total.kernel.overflow_bytes;
         (rows, totals, unattributed)
     })?;
     let mut addrs: Vec<IpAddr> = Vec::new();

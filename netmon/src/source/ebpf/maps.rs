@@ -157,30 +157,35 @@ impl Maps {
             .unwrap_or_default()
     }
 
-    /// Passes every entry of both tables to `v4` and `v6`; says how many each held.
+    /// Passes every entry of both tables to `v4` and `v6` (an entry may come twice: only
+    /// for collecting keys).
     fn for_each_entry(
         &self,
-        v4: impl FnMut(&FlowKey4, &FlowValue),
-        v6: impl FnMut(&FlowKey6, &FlowValue),
-    ) -> TableFill {
-        TableFill {
-            v4: read_all(&self.flows4, v4),
-            v6: read_all(&self.flows6, v6),
-        }
+        mut v4: impl FnMut(&FlowKey4, &FlowValue),
+        mut v6: impl FnMut(&FlowKey6, &FlowValue),
+    ) {
+        read_all(&self.flows4, &mut v4, || {});
+        read_all(&self.flows6, &mut v6, || {});
     }
 
-    /// Passes every flow of both tables to `f` with its interface and sockets; says how full
-    /// they were.
+    /// Passes every flow of both tables to `f` with its interface and sockets, once each; says
+    /// how full they were. If a table's batch read fails part-way, `forget` is told to drop
+    /// the flows of that family it was given, and the table is read again whole, key by key.
     pub fn for_each_flow(
         &self,
         mut f: impl FnMut(u32, FlowId, FlowCounters, FlowSockets),
+        mut forget: impl FnMut(Family),
     ) -> TableFill {
-        let v4 = read_all(&self.flows4, |k, v| {
-            f(k.ifindex, FlowId::from_v4(k), v.into(), v.into())
-        });
-        let v6 = read_all(&self.flows6, |k, v| {
-            f(k.ifindex, FlowId::from_v6(k), v.into(), v.into())
-        });
+        let v4 = read_all(
+            &self.flows4,
+            |k, v| f(k.ifindex, FlowId::from_v4(k), v.into(), v.into()),
+            || forget(Family::V4),
+        );
+        let v6 = read_all(
+            &self.flows6,
+            |k, v| f(k.ifindex, FlowId::from_v6(k), v.into(), v.into()),
+            || forget(Family::V6),
+        );
         TableFill { v4, v6 }
     }
 
@@ -219,11 +224,31 @@ impl Maps {
     }
 }
 
-/// Passes every entry of one flow table to `f`, with one batch read when the kernel has it;
-/// returns how many there were.
+/// A flow table's address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The table a flow lives in.
+    pub fn of(id: &FlowId) -> Self {
+        if id.local.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
+/// Passes every entry of one flow table to `f` once, with one batch read when the kernel has
+/// it; returns how many there were. `restart` is called when `f` must forget what it was given
+/// because the table is read again ([`whole`]).
 fn read_all<K: aya::Pod>(
     map: &HashMap<MapData, K, FlowValue>,
     mut f: impl FnMut(&K, &FlowValue),
+    restart: impl FnMut(),
 ) -> usize {
     // A batch read takes every bucket's lock, empty or not: ~6 ms for an empty 65,536-bucket
     // table here. Finding the first key does not, so an empty table (often the IPv6 one) is
@@ -231,17 +256,98 @@ fn read_all<K: aya::Pod>(
     if map.keys().next().is_none() {
         return 0;
     }
+    whole(
+        |each| batch::for_each(map, |k, v| each((*k, *v))),
+        |each| {
+            map.iter()
+                .filter_map(|r| r.ok())
+                .for_each(|(k, v)| each((k, v)))
+        },
+        |(k, v)| f(&k, &v),
+        restart,
+    )
+}
+
+/// One whole read of a table, each entry given to `each` once: by `batch`, or, when that
+/// fails, by `fallback` (key by key). A batch that fails after it gave entries (the table
+/// changed under it, memory ran short) would have them given twice by the fallback, so
+/// `restart` is told to forget them first. Returns how many entries the read that finished
+/// gave.
+fn whole<E>(
+    batch: impl FnOnce(&mut dyn FnMut(E)) -> std::io::Result<()>,
+    fallback: impl FnOnce(&mut dyn FnMut(E)),
+    mut each: impl FnMut(E),
+    mut restart: impl FnMut(),
+) -> usize {
     let mut n = 0;
-    let mut each = |k: &K, v: &FlowValue| {
+    let result = batch(&mut |e| {
         n += 1;
-        f(k, v);
+        each(e);
+    });
+    let Err(e) = result else {
+        return n;
     };
-    if let Err(e) = batch::for_each(map, &mut each) {
+    if n > 0 {
+        log::warn!(
+            "a batch read of a flow table failed after {n} entries ({e}); reading it again key by key"
+        );
+        restart();
+    } else {
         // Kernels before 5.6 have no batch operations: two syscalls per entry instead.
         log::debug!("batch lookup unavailable ({e}); reading the flow table key by key");
-        map.iter()
-            .filter_map(|r| r.ok())
-            .for_each(|(k, v)| each(&k, &v));
     }
+    let mut n = 0;
+    fallback(&mut |e| {
+        n += 1;
+        each(e);
+    });
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole;
+    use std::collections::HashMap;
+
+    /// A batch read that fails part-way must not leave its entries counted twice: before, the
+    /// key-by-key fallback gave them again on top.
+    #[test]
+    fn a_batch_that_fails_part_way_is_forgotten_then_read_again_once() {
+        let table: Vec<(u32, u64)> = (0..10).map(|k| (k, u64::from(k) * 100)).collect();
+        for fails_after in [0, 1, 4, 9] {
+            let mut sums: HashMap<u32, u64> = HashMap::new();
+            let mut restarts = 0;
+            let sums_cell = std::cell::RefCell::new(&mut sums);
+            let n = whole(
+                |each| {
+                    for e in table.iter().take(fails_after) {
+                        each(*e);
+                    }
+                    Err(std::io::Error::from_raw_os_error(libc::ENOMEM))
+                },
+                |each| table.iter().for_each(|e| each(*e)),
+                |(k, v)| *sums_cell.borrow_mut().entry(k).or_default() += v,
+                || {
+                    restarts += 1;
+                    sums_cell.borrow_mut().clear();
+                },
+            );
+            assert_eq!(n, 10);
+            assert_eq!(restarts, usize::from(fails_after > 0));
+            let total: u64 = sums.values().sum();
+            assert_eq!(total, 4_500, "after failing at {fails_after}");
+        }
+        // A batch that works is read once, with no restart.
+        let mut seen = 0;
+        let n = whole(
+            |each| {
+                table.iter().for_each(|e| each(*e));
+                Ok(())
+            },
+            |_| panic!("no fallback"),
+            |_| seen += 1,
+            || panic!("no restart"),
+        );
+        assert_eq!((n, seen), (10, 10));
+    }
 }

@@ -32,7 +32,7 @@ use crate::tick::Tick;
 use attach::Attachments;
 use aya::programs::SchedClassifier;
 use loader::Program;
-use maps::Maps;
+use maps::{Family, Maps};
 use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind, SocketOwner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -344,11 +344,13 @@ impl EbpfSource {
     }
 
     /// Reads the totals of `ifindexes` and passes each of their flows to `f`, in one pass over
-    /// the tables. The instant is taken before anything is read.
+    /// the tables; `forget` drops what `f` was given of a family whose table is read again
+    /// ([`Maps::for_each_flow`]). The instant is taken before anything is read.
     fn read_with(
         &self,
         ifindexes: &[u32],
         mut f: impl FnMut(u32, FlowId, FlowCounters, FlowSockets),
+        forget: impl FnMut(Family),
     ) -> (u64, Vec<(DirTotals, DirTotals)>, TableFill) {
         // Nothing was ever attached if the classifier is not loaded: nothing to read.
         let Some(inner) = lock(&self.loaded).clone() else {
@@ -369,11 +371,14 @@ impl EbpfSource {
                 )
             })
             .collect();
-        let fill = maps.for_each_flow(|ifindex, id, c, sockets| {
-            if ifindexes.contains(&ifindex) {
-                f(ifindex, id, c, sockets);
-            }
-        });
+        let fill = maps.for_each_flow(
+            |ifindex, id, c, sockets| {
+                if ifindexes.contains(&ifindex) {
+                    f(ifindex, id, c, sockets);
+                }
+            },
+            forget,
+        );
         (taken_ns, totals, fill)
     }
 
@@ -381,14 +386,24 @@ impl EbpfSource {
     pub fn read(&self, ifindexes: &[u32]) -> Reading {
         let mut tables: HashMap<u32, (FlowTable, SocketTable)> =
             ifindexes.iter().map(|&i| (i, Default::default())).collect();
-        let (taken_ns, totals, fill) = self.read_with(ifindexes, |ifindex, id, c, s| {
-            if let Some((t, sockets)) = tables.get_mut(&ifindex) {
-                t.insert(id, c);
-                if s != FlowSockets::default() {
-                    sockets.insert(id, s);
+        let cell = std::cell::RefCell::new(&mut tables);
+        let (taken_ns, totals, fill) = self.read_with(
+            ifindexes,
+            |ifindex, id, c, s| {
+                if let Some((t, sockets)) = cell.borrow_mut().get_mut(&ifindex) {
+                    t.insert(id, c);
+                    if s != FlowSockets::default() {
+                        sockets.insert(id, s);
+                    }
                 }
-            }
-        });
+            },
+            |family| {
+                for (t, sockets) in cell.borrow_mut().values_mut() {
+                    t.retain(|id, _| Family::of(id) != family);
+                    sockets.retain(|id, _| Family::of(id) != family);
+                }
+            },
+        );
         let per_iface = ifindexes
             .iter()
             .zip(totals)
@@ -421,23 +436,35 @@ impl EbpfSource {
     ///
     /// Also returns the sockets of the sample's flows.
     pub fn sample_since(&self, ifindex: u32, before: &Snapshot) -> (Sample, SocketTable) {
-        let mut flows = Vec::with_capacity(before.flows.len());
-        let mut sockets = SocketTable::default();
-        let (taken_ns, totals, _) = self.read_with(&[ifindex], |_, id, now, s| {
-            if let Some(d) = flow_delta(before.flows.get(&id), &now) {
-                flows.push((id, d));
-                if s != FlowSockets::default() {
-                    sockets.insert(id, s);
+        let read = std::cell::RefCell::new((
+            Vec::with_capacity(before.flows.len()),
+            SocketTable::default(),
+        ));
+        let (taken_ns, totals, _) = self.read_with(
+            &[ifindex],
+            |_, id, now, s| {
+                if let Some(d) = flow_delta(before.flows.get(&id), &now) {
+                    let (flows, sockets) = &mut *read.borrow_mut();
+                    flows.push((id, d));
+                    if s != FlowSockets::default() {
+                        sockets.insert(id, s);
+                    }
                 }
-            }
-        });
+            },
+            |family| {
+                let (flows, sockets) = &mut *read.borrow_mut();
+                flows.retain(|(id, _)| Family::of(id) != family);
+                sockets.retain(|id, _| Family::of(id) != family);
+            },
+        );
+        let (flows, sockets) = read.into_inner();
         let (rx, tx) = totals.into_iter().next().unwrap_or_default();
-        let sample = Sample {
-            window_ns: taken_ns.saturating_sub(before.taken_ns),
-            rx: diff_totals(&rx, &before.rx),
-            tx: diff_totals(&tx, &before.tx),
+        let sample = Sample::new(
+            taken_ns.saturating_sub(before.taken_ns),
+            diff_totals(&rx, &before.rx),
+            diff_totals(&tx, &before.tx),
             flows,
-        };
+        );
         (sample, sockets)
     }
 
