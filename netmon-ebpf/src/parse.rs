@@ -160,7 +160,11 @@ pub fn parse<const RAW: bool>(
 
     let l3_len = frame_len - l3.off;
     let (packets, bytes) = if gso_size > 0 || gso_segs > 1 {
-        let l4_hdr_len = if ported { l4_header_len(ctx, &l3) } else { 0 };
+        let l4_hdr_len = if ported {
+            l4_header_len(ctx, &l3, dst_port)
+        } else {
+            0
+        };
         gso_wire_size(&l3, l3_len, l4_hdr_len, gso_segs, gso_size)
     } else {
         (1, u64::from(plain_len(&l3, l3_len)))
@@ -290,17 +294,78 @@ fn is_ipv6_ext(next: u8) -> bool {
     )
 }
 
-/// Header bytes of the L4 protocol that every GSO segment repeats.
+/// Header bytes after the IP header that every GSO segment repeats: the L4 header, and for a
+/// UDP tunnel (`dst_port`, host order) everything up to the inner packet's payload.
 #[inline(always)]
-fn l4_header_len(ctx: &TcContext, l3: &L3) -> u32 {
+fn l4_header_len(ctx: &TcContext, l3: &L3, dst_port: u16) -> u32 {
     match l3.proto {
-        IPPROTO_TCP => match ctx.load::<u8>((l3.l4_off + TCP_DOFF_OFFSET) as usize) {
-            Ok(b) => u32::from(b >> 4) * 4,
-            Err(_) => 0,
-        },
-        IPPROTO_UDP | IPPROTO_UDPLITE => UDP_HLEN,
+        IPPROTO_TCP => tcp_header_len(ctx, l3.l4_off),
+        IPPROTO_UDP => udp_tunnel_header_len(ctx, l3.l4_off, dst_port).unwrap_or(UDP_HLEN),
+        IPPROTO_UDPLITE => UDP_HLEN,
         _ => 0,
     }
+}
+
+#[inline(always)]
+fn tcp_header_len(ctx: &TcContext, tcp_off: u32) -> u32 {
+    match ctx.load::<u8>((tcp_off + TCP_DOFF_OFFSET) as usize) {
+        Ok(b) => u32::from(b >> 4) * 4,
+        Err(_) => 0,
+    }
+}
+
+/// VXLAN's IANA port, Linux's older default, and Geneve's.
+const VXLAN_PORT: u16 = 4789;
+const VXLAN_LINUX_PORT: u16 = 8472;
+const GENEVE_PORT: u16 = 6081;
+const VXLAN_HLEN: u32 = 8;
+const GENEVE_HLEN: u32 = 8;
+/// Geneve's protocol type for an inner Ethernet frame (Transparent Ethernet Bridging).
+const ETH_P_TEB: u16 = 0x6558;
+
+/// For a GSO packet into a VXLAN or Geneve tunnel: the bytes from the outer UDP header to the
+/// inner packet's payload, which every segment the kernel cuts it into repeats (outer UDP,
+/// tunnel header, inner Ethernet, inner IP, inner TCP/UDP). Without them each segment after the
+/// first was short by 74 bytes (VXLAN, IPv4, TCP with timestamps). `None`: not a tunnel netmon
+/// reads, or headers it cannot read; the plain UDP header is used then.
+#[inline(always)]
+fn udp_tunnel_header_len(ctx: &TcContext, udp_off: u32, dst_port: u16) -> Option<u32> {
+    let mut off = udp_off + UDP_HLEN;
+    let ethertype = match dst_port {
+        VXLAN_PORT | VXLAN_LINUX_PORT => {
+            off += VXLAN_HLEN;
+            ETH_P_TEB
+        }
+        GENEVE_PORT => {
+            // Version and option length (in 4-byte words), flags, then the protocol type.
+            let h = ctx.load::<[u8; 4]>(off as usize).ok()?;
+            off += GENEVE_HLEN + u32::from(h[0] & 0x3f) * 4;
+            u16::from_be_bytes([h[2], h[3]])
+        }
+        _ => return None,
+    };
+    let ethertype = if ethertype == ETH_P_TEB {
+        let inner = u16::from_be(ctx.load::<u16>((off + 12) as usize).ok()?);
+        off += ETH_HLEN;
+        inner
+    } else {
+        ethertype
+    };
+    let (proto, ip_len) = match ethertype {
+        ETH_P_IP => {
+            let b = ctx.load::<[u8; 10]>(off as usize).ok()?;
+            (b[9], u32::from(b[0] & 0x0f) * 4)
+        }
+        ETH_P_IPV6 => (ctx.load::<u8>((off + 6) as usize).ok()?, IPV6_HLEN),
+        _ => return None,
+    };
+    off += ip_len;
+    let l4 = match proto {
+        IPPROTO_TCP => tcp_header_len(ctx, off),
+        IPPROTO_UDP | IPPROTO_UDPLITE => UDP_HLEN,
+        _ => 0,
+    };
+    Some(off + l4 - udp_off)
 }
 
 /// L3 bytes of a packet that is not GSO: the IP length when it fits, so Ethernet padding of short

@@ -82,13 +82,62 @@ pub fn streams(report: &Value, udp: bool) -> Vec<Stream> {
         .collect()
 }
 
+/// What a network namespace's TCP stack counted (`/proc/net/snmp`, which is per namespace):
+/// segments sent, segments sent again, segments received. Independent of netmon: the kernel
+/// counts them where TCP builds and takes segments, a GSO super-packet as the segments it
+/// becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segments {
+    /// `OutSegs`: sent, not counting retransmissions.
+    pub out: u64,
+    /// `RetransSegs`.
+    pub retrans: u64,
+    /// `InSegs`.
+    pub received: u64,
+}
+
+impl Segments {
+    pub fn read(ns: &str) -> Self {
+        let out = crate::sh(crate::in_ns(ns, "cat").arg("/proc/net/snmp"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (
+            tcp.next().expect("Tcp: names"),
+            tcp.next().expect("Tcp: values"),
+        );
+        let get = |name: &str| -> u64 {
+            let i = names
+                .split_whitespace()
+                .position(|n| n == name)
+                .unwrap_or_else(|| panic!("no {name} in /proc/net/snmp"));
+            values.split_whitespace().nth(i).unwrap().parse().unwrap()
+        };
+        Self {
+            out: get("OutSegs"),
+            retrans: get("RetransSegs"),
+            received: get("InSegs"),
+        }
+    }
+
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            out: self.out - before.out,
+            retrans: self.retrans - before.retrans,
+            received: self.received - before.received,
+        }
+    }
+}
+
 /// Checks a `get_interface_traffic` result (`{success, message, data}`) for the interface the
 /// iperf3 client ran on, `a` being its address and `b` the server's: totals exactly against the
-/// kernel's counters, connections adding up to the totals, each iperf3 stream against iperf3.
+/// kernel's counters, connections adding up to the totals, TCP's packets against the segments
+/// the client's namespace counted, each iperf3 stream against iperf3.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     result: &Value,
     iface: &str,
     kernel: Counters,
+    segments: Segments,
     report: &Value,
     case: Case,
     a: &str,
@@ -100,7 +149,30 @@ pub fn check(
     assert_eq!(data["total_stats"]["interface"], iface);
     check_totals(data, kernel, case.offloads);
     check_partition(data);
+    check_segments(data, segments);
     check_streams(data, report, case, a, b);
+}
+
+/// The TCP connections' packets, summed, against the segments the namespace's stack counted
+/// over the same span (all its TCP went through the interface): sent = `OutSegs` +
+/// `RetransSegs`, received = `InSegs`, exactly. The stream check below takes each stream's
+/// headers from netmon's packet count; this is what holds that count to an independent one.
+pub fn check_segments(data: &Value, segments: Segments) {
+    let conns = data["top_connections"].as_array().expect("top_connections");
+    let tcp = conns.iter().filter(|c| c["protocol"] == "tcp");
+    let (tx, rx) = tcp.fold((0, 0), |(tx, rx), c| {
+        (tx + u(&c["tx_packets"]), rx + u(&c["rx_packets"]))
+    });
+    eprintln!(
+        "segments: netmon tcp tx {tx} rx {rx} packets; the stack sent {} (+{} again), received {}",
+        segments.out, segments.retrans, segments.received
+    );
+    assert_eq!(
+        tx,
+        segments.out + segments.retrans,
+        "TCP packets sent vs the namespace's OutSegs + RetransSegs"
+    );
+    assert_eq!(rx, segments.received, "TCP packets received vs InSegs");
 }
 
 /// The contract's MB and Mbps agree with the exact integers beside them and the window.

@@ -69,14 +69,25 @@ fn python_stdio_initialize_tcp4() {
         (&first["event"], &first["progress"]),
         (&json!("progress"), &json!(0.0))
     );
+    let segments = truth::Segments::read(&pair.ns_a);
     let report = iperf3(&pair.ns_a, &case.iperf3_args(ADDR_B4));
+    let segments = truth::Segments::read(&pair.ns_a).since(&segments);
     let mut events = vec![first];
     events.extend(client.until("result", 20 * SECOND));
     let kernel = pair.counters_a().since(&before);
     check_progress(&events, "traffic", 4.0);
     let result = structured(last(&events, "result"));
     eprintln!("stdio result: {result:#}");
-    truth::check(result, &pair.dev_a, kernel, &report, case, ADDR_A4, ADDR_B4);
+    truth::check(
+        result,
+        &pair.dev_a,
+        kernel,
+        segments,
+        &report,
+        case,
+        ADDR_A4,
+        ADDR_B4,
+    );
     let d = &result["data"];
     assert_eq!(
         (&d["top"], &d["sort"], &d["group_by"]),
@@ -142,14 +153,25 @@ fn python_http_discover_udp6() {
     check_tools(&last(&client.until("tools", 10 * SECOND), "tools")["tools"]);
     let first = client.next(10 * SECOND);
     assert_eq!(first["progress"], 0.0, "{first}");
+    let segments = truth::Segments::read(&pair.ns_a);
     let report = iperf3(&pair.ns_a, &case.iperf3_args(ADDR_B6));
+    let segments = truth::Segments::read(&pair.ns_a).since(&segments);
     let mut events = vec![first];
     events.extend(client.until("result", 20 * SECOND));
     let kernel = pair.counters_a().since(&before);
     check_progress(&events, "traffic", 3.0);
     let result = structured(last(&events, "result"));
     eprintln!("http result: {result:#}");
-    truth::check(result, &pair.dev_a, kernel, &report, case, ADDR_A6, ADDR_B6);
+    truth::check(
+        result,
+        &pair.dev_a,
+        kernel,
+        segments,
+        &report,
+        case,
+        ADDR_A6,
+        ADDR_B6,
+    );
     client.until("done", 10 * SECOND);
     let log = read_log(&server.log);
     assert!(
