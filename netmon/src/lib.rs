@@ -36,6 +36,8 @@
 //!   namespace's, getifaddrs) and the default route (/proc).
 //! - [`names`]: host names (/etc/hosts, reverse DNS) and service names (/etc/services) beside
 //!   the numbers, within a bounded wait.
+//! - [`netlink`]: one netlink request and its replies (sock_diag's sockets, tc's filters and
+//!   qdiscs).
 //! - [`ssh`]: logging in to a remote host (russh, known_hosts) and running one command there.
 //! - [`mcp`]: the MCP server (the contract's two tools, a prompt, log messages) over stdio and
 //!   Streamable HTTP.
@@ -61,7 +63,9 @@ pub mod interface;
 pub mod mcp;
 pub mod measurement;
 pub mod metrics;
+
 pub mod names;
+pub mod netlink;
 pub mod owner;
 pub mod rank;
 pub mod report;

@@ -405,12 +405,16 @@ async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
         }
     };
     let namer = Namer::default();
+    let stop = shutdown_signal();
     let outcome = tokio::select! {
         d = collect(&source, &req, default.clone(), &report, &namer) => Some(d),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = stop.cancelled() => None,
     };
-    // The sample's future is gone by now, and with it the attachment.
     outcome.unwrap_or_else(|| {
+        // The sample's future is gone, and its attachment with it, but that detach runs on a
+        // blocking thread exit would not wait for: detach here, before exiting (on the clsact
+        // path a filter would outlive the process).
+        source.detach_all();
         eprintln!("netmon: interrupted; detached");
         std::process::exit(130)
     })

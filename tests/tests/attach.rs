@@ -181,3 +181,96 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("out of range"), "{err}");
 }
+
+/// netmon run with `NETMON_TC_ATTACH=netlink`: clsact filters, the path kernels before 6.6 take.
+fn spawn_netlink_netmon(pair: &VethPair, seconds: &str) -> netmon_tests::Spawned {
+    let child = in_ns(&pair.ns_a, "env")
+        .args(["NETMON_TC_ATTACH=netlink", "RUST_LOG=warn"])
+        .arg(netmon_bin())
+        .args(["traffic", "-i", &pair.dev_a, "-s", seconds, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning netmon");
+    netmon_tests::Spawned(child)
+}
+
+/// netmon's filters on both hooks of `dev_a`, and whether it has a clsact qdisc.
+fn clsact_state(pair: &VethPair) -> (Vec<String>, bool) {
+    let mut netmon = Vec::new();
+    for hook in ["ingress", "egress"] {
+        let out = sh(in_ns(&pair.ns_a, "tc").args(["filter", "show", "dev", &pair.dev_a, hook]));
+        netmon.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains("netmon_"))
+                .map(|l| format!("{hook}: {}", l.trim())),
+        );
+    }
+    let q = sh(in_ns(&pair.ns_a, "tc").args(["qdisc", "show", "dev", &pair.dev_a]));
+    (
+        netmon,
+        String::from_utf8_lossy(&q.stdout).contains("clsact"),
+    )
+}
+
+/// The clsact path (kernels before 6.6): SIGINT and SIGTERM mid-window leave no filter and no
+/// qdisc (netmon added the qdisc); a clsact qdisc that was there before stays; filters left by
+/// a netmon killed with -9 are removed by the next netmon before it attaches; and a netmon
+/// that is alive keeps its filters while another comes and goes.
+#[test]
+fn the_clsact_path_leaves_nothing_after_signals_and_cleans_up_after_kill_9() {
+    let pair = VethPair::new(true);
+    assert_eq!(clsact_state(&pair), (vec![], false));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = spawn_netlink_netmon(&pair, "60");
+        let _stderr = wait_attached(&mut child);
+        let (filters, qdisc) = clsact_state(&pair);
+        assert_eq!(filters.len(), 2, "{filters:?}");
+        assert!(qdisc, "netmon added a clsact qdisc");
+        // SAFETY: kill(2) on the PID of the child we spawned and have not reaped.
+        assert_eq!(unsafe { libc::kill(child.pid() as i32, signal) }, 0);
+        let status = child.0.wait().expect("wait");
+        assert_eq!(status.code(), Some(130), "signal {signal}: {status}");
+        assert_eq!(
+            clsact_state(&pair),
+            (vec![], false),
+            "signal {signal}: netmon left its filters or its qdisc"
+        );
+    }
+
+    // kill -9 leaves the filters (nothing can run then) ...
+    let mut killed = spawn_netlink_netmon(&pair, "60");
+    let _stderr = wait_attached(&mut killed);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(killed.pid() as i32, libc::SIGKILL) }, 0);
+    let _ = killed.0.wait();
+    let (left, _) = clsact_state(&pair);
+    assert_eq!(left.len(), 2, "{left:?}");
+    // ... and the next netmon removes them before it attaches, then its own when it leaves.
+    let mut next = spawn_netlink_netmon(&pair, "1");
+    let (line, stderr) = netmon_tests::wait_stderr_line(&mut next, "left when it was killed");
+    eprintln!("{}", line.trim());
+    let result = netmon_tests::finish_json(next, stderr);
+    assert_eq!(result["success"], true);
+    let (filters, qdisc) = clsact_state(&pair);
+    assert_eq!(filters, Vec::<String>::new());
+    // The killed netmon's qdisc: the next one found it there and did not add it, so it stays.
+    assert!(qdisc);
+
+    // A clsact qdisc that was there before netmon (here, the one left above) stays, and a
+    // netmon that is alive keeps its filters while another comes and goes.
+    let mut long = spawn_netlink_netmon(&pair, "60");
+    let _stderr = wait_attached(&mut long);
+    let mut short = spawn_netlink_netmon(&pair, "1");
+    let stderr = wait_attached(&mut short);
+    let result = netmon_tests::finish_json(short, stderr);
+    assert_eq!(result["success"], true);
+    let (filters, qdisc) = clsact_state(&pair);
+    assert_eq!(filters.len(), 2, "the live netmon's filters: {filters:?}");
+    assert!(qdisc);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(long.pid() as i32, libc::SIGTERM) }, 0);
+    let _ = long.0.wait();
+    assert_eq!(clsact_state(&pair), (vec![], true));
+}

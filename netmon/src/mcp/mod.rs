@@ -392,8 +392,9 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_start: impl FnOnce(String),
 ) -> Result<()> {
-    let handler = NetmonMcp::new(Arc::new(EbpfSource::lazy(ebpf)), config);
-    match transport {
+    let source = EbpfSource::lazy(ebpf);
+    let handler = NetmonMcp::new(Arc::new(source.clone()), config);
+    let served = match transport {
         Transport::Stdio => {
             on_start("stdio".into());
             tokio::select! {
@@ -417,7 +418,11 @@ pub async fn serve(
             })
             .await
         }
-    }
+    };
+    // Calls still sampling when the server stops hold attachments: give them back before the
+    // process exits (on the clsact path a filter would outlive it).
+    let _ = tokio::task::spawn_blocking(move || source.detach_all()).await;
+    served
 }
 
 /// Stdin that cancels a token when it reaches end of file: the client has gone.

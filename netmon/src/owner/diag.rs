@@ -5,18 +5,12 @@
 //! netmon uses them for what its cgroup hooks cannot have seen: sockets older than netmon, and
 //! the socket of a flow nothing was sent on (a receive-only UDP server), found by its address.
 
+use crate::netlink::{self, u32_at};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const NETLINK_SOCK_DIAG: i32 = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const HDR: usize = 16;
 /// `inet_diag_req_v2`: family, protocol, ext, pad, states (u32), then a 48-byte sockid.
 const REQ: usize = 56;
 /// `inet_diag_msg`: family, state, timer, retrans, the sockid, expires, rqueue, wqueue, uid,
@@ -47,10 +41,6 @@ fn addr(family: u8, words: &[u8]) -> IpAddr {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// Parses one `inet_diag_msg`.
 fn parse_msg(m: &[u8], protocol: u8) -> Option<DiagSocket> {
     if m.len() < MSG {
@@ -71,66 +61,21 @@ fn parse_msg(m: &[u8], protocol: u8) -> Option<DiagSocket> {
 }
 
 fn dump_one(family: u8, protocol: u8) -> io::Result<Vec<DiagSocket>> {
-    // SAFETY: a plain socket(2); the fd is owned at once.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_SOCK_DIAG,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a new descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut req = [0u8; HDR + REQ];
-    req[0..4].copy_from_slice(&((HDR + REQ) as u32).to_ne_bytes());
-    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    req[HDR] = family;
-    req[HDR + 1] = protocol;
+    let mut req = [0u8; REQ];
+    req[0] = family;
+    req[1] = protocol;
     // Every state: listening, established, closing, and UDP's "close" (unconnected).
-    req[HDR + 4..HDR + 8].copy_from_slice(&u32::MAX.to_ne_bytes());
-    // SAFETY: `req` is a valid buffer for its length; the kernel is the default destination.
-    if unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut at = 0;
-        let n = n as usize;
-        while at + HDR <= n {
-            let len = u32_at(&buf, at) as usize;
-            let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-            if len < HDR || at + len > n {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "short netlink message",
-                ));
-            }
-            match kind {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => {
-                    let code = if len >= HDR + 4 {
-                        u32_at(&buf, at + HDR) as i32
-                    } else {
-                        0
-                    };
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
-                _ => out.extend(parse_msg(&buf[at + HDR..at + len], protocol)),
-            }
-            // Messages are 4-byte aligned.
-            at += (len + 3) & !3;
-        }
-    }
+    req[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+    let replies = netlink::request(
+        netlink::NETLINK_SOCK_DIAG,
+        SOCK_DIAG_BY_FAMILY,
+        netlink::NLM_F_DUMP,
+        &req,
+    )?;
+    Ok(replies
+        .iter()
+        .filter_map(|m| parse_msg(&m.body, protocol))
+        .collect())
 }
 
 /// Every TCP and UDP socket of this network namespace, IPv4 and IPv6.
@@ -264,6 +209,7 @@ pub fn socket_inodes() -> (HashMap<u32, u32>, usize) {
 mod tests {
     use super::*;
     use std::net::{TcpListener, UdpSocket};
+    use std::os::fd::AsRawFd;
 
     fn udp(local: &str, lport: u16, remote: &str, rport: u16, cookie: u64) -> DiagSocket {
         DiagSocket {

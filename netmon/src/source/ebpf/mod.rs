@@ -15,6 +15,7 @@ mod attach;
 mod batch;
 pub mod loader;
 pub mod maps;
+pub mod tc;
 
 use super::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use crate::error::{BpfError, RequestError, Result};
@@ -243,6 +244,19 @@ impl EbpfSource {
             inner: Some(inner.clone()),
             ifindex: iface.index,
         })
+    }
+
+    /// Detaches from every interface now, on this thread, whatever callers still hold: for a
+    /// process about to exit (a signal, the end of a server). Attachments dropped later find
+    /// nothing left to detach.
+    pub fn detach_all(&self) {
+        let Some(inner) = lock(&self.loaded).clone() else {
+            return;
+        };
+        let mut a = inner.attachments();
+        for ifindex in a.remove_all() {
+            inner.maps_mut().release(ifindex);
+        }
     }
 
     /// Attaches the do-nothing program ([`Program::Floor`]) to both hooks of `iface`: what the
