@@ -11,6 +11,37 @@ use std::fmt::Write as _;
 
 const WIDTH: usize = 92;
 
+/// `s` with every control character (C0, DEL and C1: all below U+00A0) written as `\xHH`,
+/// so that text others wrote (a process's name and command line, a container's or pod's name,
+/// an interface name, a DNS answer) cannot move a terminal's cursor, change its colours or ring
+/// it. Every human view passes what it prints through this.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A whole view, line by line: the newlines are the view's own; every other control character
+/// in it came from a field and is escaped ([`printable`]).
+fn printable_lines(view: String) -> String {
+    if !view.chars().any(|c| c.is_control() && c != '\n') {
+        return view;
+    }
+    view.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// How the text is drawn.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Style {
@@ -261,7 +292,7 @@ pub fn traffic(d: &TrafficData, style: Style) -> String {
     for n in &d.notes {
         let _ = writeln!(out, "note: {n}");
     }
-    out
+    printable_lines(out)
 }
 
 pub fn interfaces(list: &[InterfaceInfo]) -> String {
@@ -289,5 +320,22 @@ pub fn interfaces(list: &[InterfaceInfo]) -> String {
             addrs.join(" ")
         );
     }
-    out
+    printable_lines(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(printable("iperf3 -c 10.0.0.1"), "iperf3 -c 10.0.0.1");
+        assert_eq!(
+            printable("evil\x1b[2J\x1b]0;pwned\x07\r\u{9b}31m"),
+            "evil\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x9b31m"
+        );
+        assert_eq!(printable("café ✓"), "café ✓");
+        let view = printable_lines("line one\nname \x1b[31mred\n".to_string());
+        assert_eq!(view, "line one\nname \\x1b[31mred\n");
+    }
 }

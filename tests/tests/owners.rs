@@ -666,3 +666,48 @@ impl Drop for Image {
         let _ = podman().args(["rmi", "-f", &self.0]).output();
     }
 }
+
+/// A process whose name and command line hold terminal escape sequences (it chose them): the
+/// text view and `--by process` print them escaped (`\x1b`), never raw; the JSON keeps them as
+/// the process wrote them (JSON escapes them itself).
+#[test]
+fn escape_sequences_in_a_process_name_reach_no_terminal() {
+    let _s = serial();
+    let pair = VethPair::new(false);
+    let args = [
+        "traffic",
+        "-i",
+        &pair.dev_a,
+        "-s",
+        "3",
+        "--by",
+        "process",
+        "-n",
+    ];
+    let mut netmon = spawn_netmon(&pair.ns_a, &args);
+    let _stderr = wait_attached(&mut netmon);
+    let sender = start(
+        &pair.ns_a,
+        "python3",
+        &[
+            "-c",
+            "import socket,time,sys\nopen('/proc/self/comm','w').write('ev\\x1b[2Jil')\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(20): s.sendto(b'x'*100, ('10.200.1.2', 9)); time.sleep(0.02)",
+            "\u{1b}]0;pwned\u{7}",
+        ],
+    );
+    let _ = output(sender);
+    let out = std::mem::replace(&mut netmon.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .expect("netmon");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success());
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "a raw control character reached the terminal"
+    );
+    assert!(
+        text.contains("ev\\x1b[2Jil") || text.contains("\\x1b]0;pwned\\x07"),
+        "{text}"
+    );
+}

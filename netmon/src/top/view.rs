@@ -5,6 +5,7 @@
 use super::rows::RowKey;
 use super::state::{LineMode, Prompt, Scale, SortBy, State};
 use crate::names::Services;
+use crate::text::printable;
 use crate::units::iftop_size;
 use crate::window::{Rate, Rolling};
 use std::collections::HashMap;
@@ -235,7 +236,12 @@ pub fn screen(data: &Data, state: &State, width: usize, height: usize) -> Screen
     };
     let mut lines = Vec::new();
     for (k, r) in data.rows {
+        // Names come from DNS answers and /etc files: escaped, like everything drawn.
         let (left, right) = label(k, state, data.names, data.services);
+        let (left, right) = (
+            printable(&left).into_owned(),
+            printable(&right).into_owned(),
+        );
         if let Some(f) = &state.display_filter
             && !left.contains(f.as_str())
             && !right.contains(f.as_str())
@@ -384,7 +390,7 @@ pub fn screen(data: &Data, state: &State, width: usize, height: usize) -> Screen
         ruler: ruler.draw(width),
         lines,
         totals,
-        status: fit(&status.join(" │ "), width),
+        status: fit(&printable(&status.join(" │ ")), width),
         bottom,
         help: state
             .help
