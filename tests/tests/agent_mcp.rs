@@ -68,12 +68,51 @@ fn wait_watched(ns: &str, a: &RunningAgent, secs: f64) {
     }
 }
 
+/// `/mcp` needs a token on loopback too: any local user can reach loopback, and the agent's
+/// answers (every connection and its process) are more than theirs to see. Without a token the
+/// agent serves no `/mcp` at all; with one, a client without it gets 401.
+#[test]
+fn on_loopback_too_mcp_needs_the_token() {
+    let pair = VethPair::new(false);
+    let open = start_agent(&pair.ns_a, &["-i", &pair.dev_a, "--tick", "0.2"]);
+    let h = wait_collections(&pair.ns_a, &open, 0, 1);
+    assert_eq!(h["mcp"], false, "{h}");
+    assert!(
+        open.banner.contains("no /mcp: give --token-file"),
+        "{}",
+        open.banner
+    );
+    let code = post_status(&pair.ns_a, &format!("http://{}/mcp", open.addr));
+    assert_eq!(code, 404, "no /mcp without a token, loopback or not");
+    let token = TempFile::new("tok", TOKEN);
+    let guarded = start_agent(
+        &pair.ns_a,
+        &[
+            "-i",
+            &pair.dev_a,
+            "--tick",
+            "0.2",
+            "--token-file",
+            token.path_str(),
+        ],
+    );
+    let h = wait_collections(&pair.ns_a, &guarded, 0, 1);
+    assert_eq!(h["mcp"], true, "{h}");
+    let code = post_status(&pair.ns_a, &format!("http://{}/mcp", guarded.addr));
+    assert_eq!(code, 401, "a local client without the token");
+}
+
 #[test]
 fn the_agent_answers_mcp_from_its_history_and_says_which_window() {
     let pair = VethPair::new(false);
-    let agent = start_agent(&pair.ns_a, &["-i", &pair.dev_a, "--tick", "0.2"]);
+    let token = TempFile::new("tok", TOKEN);
+    let with_token = ["--token-file", token.path_str()];
+    let agent = start_agent(
+        &pair.ns_a,
+        &[&["-i", &pair.dev_a, "--tick", "0.2"][..], &with_token].concat(),
+    );
     let h = wait_collections(&pair.ns_a, &agent, 0, 1);
-    assert_eq!(h["mcp"], true, "loopback serves /mcp without a token: {h}");
+    assert_eq!(h["mcp"], true, "{h}");
     wait_watched(&pair.ns_a, &agent, 4.0);
     ping(&pair.ns_a, ADDR_B4);
     // Two ticks after the last reply, so the history holds all of it.
@@ -84,7 +123,7 @@ fn the_agent_answers_mcp_from_its_history_and_says_which_window() {
     let args = json!({"iface": pair.dev_a, "sample_seconds": 3, "top": 10});
     let plan =
         json!([{"op": "call", "label": "history", "tool": "get_interface_traffic", "args": args}]);
-    let client = PyClient::http(&pair.ns_a, &url, None, Handshake::Initialize, &plan);
+    let client = PyClient::http(&pair.ns_a, &url, Some(TOKEN), Handshake::Initialize, &plan);
     let r = result(&client, "history");
     assert_eq!(r["is_error"], false, "{r:#}");
     let data = &r["structured"]["data"];
@@ -103,12 +142,15 @@ fn the_agent_answers_mcp_from_its_history_and_says_which_window() {
     drop(client);
 
     // A new agent has watched for less than the window: the call waits only for the rest.
-    let fresh = start_agent(&pair.ns_a, &["-i", &pair.dev_a, "--tick", "0.2"]);
+    let fresh = start_agent(
+        &pair.ns_a,
+        &[&["-i", &pair.dev_a, "--tick", "0.2"][..], &with_token].concat(),
+    );
     wait_collections(&pair.ns_a, &fresh, 0, 1);
     let plan =
         json!([{"op": "call", "label": "young", "tool": "get_interface_traffic", "args": args}]);
     let url = format!("http://{}/mcp", fresh.addr);
-    let client = PyClient::http(&pair.ns_a, &url, None, Handshake::Discover, &plan);
+    let client = PyClient::http(&pair.ns_a, &url, Some(TOKEN), Handshake::Discover, &plan);
     let r = result(&client, "young");
     assert_eq!(r["is_error"], false, "{r:#}");
     let data = &r["structured"]["data"];
@@ -123,7 +165,7 @@ fn the_agent_answers_mcp_from_its_history_and_says_which_window() {
     // An interface the agent does not watch is sampled for the call, and the note says so.
     let plan = json!([{"op": "call", "label": "lo", "tool": "get_interface_traffic",
         "args": {"iface": "lo", "sample_seconds": 3}}]);
-    let client = PyClient::http(&pair.ns_a, &url, None, Handshake::Initialize, &plan);
+    let client = PyClient::http(&pair.ns_a, &url, Some(TOKEN), Handshake::Initialize, &plan);
     let r = result(&client, "lo");
     assert_eq!(r["is_error"], false, "{r:#}");
     assert!(

@@ -2,13 +2,15 @@
 //! `/mcp` (Streamable HTTP, behind the MCP server's Host, Origin and bearer-token gates).
 //!
 //! `/metrics` and `/health` are read-only and open, as scrapers and kubelet probes expect; they
-//! carry interface names and counters, and flow addresses only with `--flow-series`. `/mcp` can
-//! make the agent attach to interfaces, so it is served only behind a token or on loopback.
+//! carry interface names and counters, and flow addresses only with `--flow-series`. `/mcp`
+//! tells every connection and the process behind it, and can make the agent attach to
+//! interfaces, so it is served only behind a token, on loopback too: any local user can reach
+//! loopback, and the agent's privileges are more than theirs.
 
 use super::source::AgentSource;
 use super::{Agent, Health};
 use crate::config::Config;
-use crate::error::{HttpError, Result};
+use crate::error::Result;
 use crate::mcp::NetmonMcp;
 use crate::mcp::http::HttpOptions;
 use crate::mcp::sessions::SessionLimits;
@@ -58,33 +60,32 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// `/mcp` is served on loopback, or anywhere with a token. HttpOptions refuses a public
-    /// address without one; for the agent that turns `/mcp` off instead of failing, so a
-    /// DaemonSet without a token Secret still serves metrics.
+    /// `/mcp` is served with a token only, on any address. Without one it is off rather than
+    /// a failure, so a DaemonSet without a token Secret still serves metrics.
     pub fn new(
         addr: SocketAddr,
         token: Option<Token>,
         allowed_hosts: Vec<String>,
         sessions: SessionLimits,
     ) -> Self {
-        let mcp = match HttpOptions::new(addr, token, allowed_hosts, vec![]) {
-            Ok(o) => Some(o.with_sessions(sessions)),
-            Err(HttpError::NeedsToken { .. }) => None,
-            Err(e) => {
-                log::warn!("/mcp off: {e}");
-                None
+        let mcp = token.and_then(|token| {
+            match HttpOptions::new(addr, Some(token), allowed_hosts, vec![]) {
+                Ok(o) => Some(o.with_sessions(sessions)),
+                Err(e) => {
+                    log::warn!("/mcp off: {e}");
+                    None
+                }
             }
-        };
+        });
         Self { addr, mcp }
     }
 
     /// What the port serves, for the start-up line.
     pub fn describe(&self) -> &'static str {
         match &self.mcp {
-            Some(o) if o.token.is_some() => "/metrics, /health and /mcp (bearer token required)",
-            Some(_) => "/metrics, /health and /mcp (loopback, no token)",
+            Some(_) => "/metrics, /health and /mcp (bearer token required)",
             None => {
-                "/metrics and /health; no /mcp: give --token-file or NETMON_MCP_TOKEN to serve it off loopback"
+                "/metrics and /health; no /mcp: give --token-file or NETMON_MCP_TOKEN to serve it (without a token any local user could read every connection and its process)"
             }
         }
     }
