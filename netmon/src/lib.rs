@@ -47,6 +47,7 @@
 //! - [`top`]: `netmon top`, iftop's live screen over an agent watching one interface (its
 //!   state, rows and view are pure; the terminal is the edge).
 //! - [`http`]: binding and serving an HTTP router until shutdown, for both of the above.
+//! - [`tls`]: HTTPS for both, and the client's TLS to `https://` agents (rustls, ring).
 //!
 //! Imports go one way: the core imports no edge, [`source`] imports no server, and the agent
 //! builds on [`mcp`], never the reverse.
@@ -76,6 +77,7 @@ pub mod source;
 pub mod ssh;
 pub mod text;
 pub mod tick;
+pub mod tls;
 pub mod top;
 pub mod units;
 pub mod window;

@@ -276,6 +276,28 @@ struct ServeFlags {
     config: Option<PathBuf>,
     #[command(flatten)]
     sessions: SessionFlags,
+    #[command(flatten)]
+    tls: TlsFlags,
+}
+
+/// HTTPS: a certificate and its key, both PEM.
+#[derive(clap::Args)]
+struct TlsFlags {
+    /// Serve HTTPS with this certificate chain (PEM) instead of plain HTTP.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    fn acceptor(&self) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(netmon::tls::acceptor(cert, key)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Bounds on HTTP sessions.
@@ -303,8 +325,7 @@ struct AgentArgs {
     /// Export only interfaces that carried traffic in the last 40 s.
     #[arg(long)]
     active_only: bool,
-    /// Address for /metrics, /health and /mcp. /mcp is served on anything but loopback only
-    /// with a token.
+    /// Address for /metrics, /health and /mcp. /mcp is served only with a token.
     #[arg(long, default_value = netmon::agent::http::DEFAULT_ADDR)]
     listen: SocketAddr,
     /// Seconds between reads of the kernel's counters (0.02–60).
@@ -332,6 +353,8 @@ struct AgentArgs {
     allowed_host: Vec<String>,
     #[command(flatten)]
     sessions: SessionFlags,
+    #[command(flatten)]
+    tls: TlsFlags,
 }
 
 /// Cancelled on SIGINT or SIGTERM.
@@ -501,7 +524,8 @@ async fn serve(f: ServeFlags) -> anyhow::Result<()> {
                 f.allowed_host,
                 f.allowed_origin,
             )?
-            .with_sessions(f.sessions.limits()?),
+            .with_sessions(f.sessions.limits()?)
+            .with_tls(f.tls.acceptor()?),
         ),
     };
     let shutdown = shutdown_signal();
@@ -525,14 +549,21 @@ async fn agent(a: AgentArgs) -> anyhow::Result<()> {
         process_series: a.process_series,
     })?;
     let token = load::server_token(a.token_file.as_deref())?;
-    let port = AgentPort::new(a.listen, token, a.allowed_host, a.sessions.limits()?);
+    let port = AgentPort::new(
+        a.listen,
+        token,
+        a.allowed_host,
+        a.sessions.limits()?,
+        a.tls.acceptor()?,
+    );
     let served = port.describe();
+    let scheme = port.scheme();
     let agent = Agent::new(opts)?;
     let shutdown = shutdown_signal();
     let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
     let serving = netmon::agent::http::serve(agent, port, shutdown.clone(), |bound| {
         // Tests and scripts read the port from this line.
-        eprintln!("netmon: agent serving http://{bound}/ with {served}");
+        eprintln!("netmon: agent serving {scheme}://{bound}/ with {served}");
     })
     .await;
     // The collector is stopped whether serving ended or failed (a port that cannot be bound):

@@ -59,9 +59,9 @@ fn start_agent_in(mut setpriv: std::process::Command, args: &[&str]) -> RunningA
             .spawn()
             .expect("spawning netmon agent"),
     );
-    let (line, rest) = wait_stderr_line(&mut child, "agent serving http://");
+    let (line, rest) = wait_stderr_line(&mut child, "agent serving http");
     let addr = line
-        .split("agent serving http://")
+        .split("://")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()

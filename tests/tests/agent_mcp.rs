@@ -315,3 +315,174 @@ agent_token = {{ file = "{}" }}
         "the agent logs what it refused"
     );
 }
+
+/// A CA and a certificate for `ip` signed by it, made with the real openssl: (CA, cert, key).
+fn certificates(dir: &netmon_tests::TempDir, ip: &str) -> (String, String, String) {
+    let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| sh(std::process::Command::new("openssl").args(args));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=netmon test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &p("agent.key"),
+                "-out",
+                &p("agent.csr"),
+                "-subj",
+                "/CN=netmon agent",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.path("ext"), format!("subjectAltName=IP:{ip}\n")).unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("agent.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &p("agent.pem"),
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext"),
+    ]);
+    (p("ca.pem"), p("agent.pem"), p("agent.key"))
+}
+
+/// The bearer token need not cross the network in the clear: the agent serves HTTPS with
+/// `--tls-cert`/`--tls-key`, and a gateway asks its `https://` URL, checking the certificate
+/// against `agent_ca_file`. Without the CA (the system's roots do not know it), or over plain
+/// HTTP to the TLS port, the call fails with an error that names what to check.
+#[test]
+fn a_gateway_asks_an_https_agent_checking_its_certificate() {
+    let pair = VethPair::new(false);
+    let dir = netmon_tests::TempDir::new("nmtls");
+    let (ca, cert, key) = certificates(&dir, ADDR_B4);
+    // The unprivileged agent reads its key: as a service would, from a file it may read.
+    sh(std::process::Command::new("chmod").args(["-R", "a+rX", dir.0.to_str().unwrap()]));
+    let token = TempFile::new("tok", TOKEN);
+    let listen = format!("{ADDR_B4}:0");
+    let agent = start_agent(
+        &pair.ns_b,
+        &[
+            "-i",
+            &pair.dev_b,
+            "--tick",
+            "0.2",
+            "--listen",
+            &listen,
+            "--token-file",
+            token.path_str(),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    assert!(
+        agent.banner.contains("agent serving https://"),
+        "{}",
+        agent.banner
+    );
+    let base = format!("https://{}", agent.addr);
+    let (code, body) = curl(&pair.ns_a, &["--cacert", &ca, &format!("{base}/health")]);
+    assert_eq!(code, 200, "{body}");
+    // Plain HTTP to the TLS port gets nothing.
+    let (code, _) = curl(&pair.ns_a, &[&format!("http://{}/health", agent.addr)]);
+    assert_ne!(code, 200);
+    let config = TempFile::new(
+        "gw.toml",
+        &format!(
+            r#"
+[[remote_hosts]]
+name = "tls"
+host = "{ADDR_B4}"
+agent_url = "{base}/mcp"
+agent_token = {{ file = "{tok}" }}
+agent_ca_file = "{ca}"
+
+[[remote_hosts]]
+name = "tls-unknown-ca"
+host = "tls-unknown-ca.invalid"
+agent_url = "{base}/mcp"
+agent_token = {{ file = "{tok}" }}
+
+[[remote_hosts]]
+name = "plain-to-tls"
+host = "plain-to-tls.invalid"
+agent_url = "http://{addr}/mcp"
+agent_token = {{ file = "{tok}" }}
+"#,
+            tok = token.path_str(),
+            addr = agent.addr,
+        ),
+    );
+    let traffic = |label: &str, host: &str| {
+        json!({"op": "call", "label": label, "tool": "get_interface_traffic",
+            "args": {"iface": pair.dev_b, "sample_seconds": 3, "host": host}})
+    };
+    let plan = json!([
+        traffic("tls", "tls"),
+        traffic("unknown-ca", "tls-unknown-ca"),
+        traffic("plain", "plain-to-tls"),
+    ]);
+    let pidfile = TempFile::new("gw.pid", "");
+    let wrapper = format!("env NETMON_CONFIG={}", config.path_str());
+    let client = PyClient::stdio_under(
+        &pair.ns_a,
+        &pidfile.0,
+        &wrapper,
+        Handshake::Initialize,
+        &plan,
+    );
+    let r = result(&client, "tls");
+    assert_eq!(r["is_error"], false, "{r:#}\n{}", read_log(&agent.log));
+    let data = &r["structured"]["data"];
+    assert_eq!(data["source"], "agent");
+    assert!(notes(data).contains(&format!("asked the netmon agent at {base}/mcp")));
+    for (label, want) in [
+        ("unknown-ca", "agent_ca_file"),
+        ("plain", "could not be reached"),
+    ] {
+        let r = result(&client, label);
+        let msg = r["structured"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        eprintln!("{label}: {msg}");
+        assert_eq!(r["structured"]["success"], false, "{r:#}");
+        assert!(msg.contains(want), "{label}: {msg}");
+        assert!(!msg.contains(TOKEN), "the token in a message");
+    }
+}

@@ -318,9 +318,7 @@ fn a_config_error_never_shows_a_secret() {
             "[[remote_hosts]]\nname = 'a'\nhost = 'h'\nagent_url = 'http://h/mcp'\nagent_token = {{ env = '{secret}' }} junk\n"
         ),
         format!("[[remote_hosts]]\nname = 'a'\nhost = 'h'\nport = \"{secret}\"\n"),
-        format!(
-            "[[remote_hosts]]\nname = 'a'\nhost = 'h'\nagent_url = 'https://u:{secret}@h/mcp'\n"
-        ),
+        format!("[[remote_hosts]]\nname = 'a'\nhost = 'h'\nagent_url = 'ftp://u:{secret}@h/mcp'\n"),
     ];
     for text in cases {
         let file = TempFile::new("nmcfg", &text);

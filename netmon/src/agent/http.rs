@@ -55,8 +55,10 @@ async fn health(State(port): State<Port>) -> impl IntoResponse {
 /// How the agent's port is served.
 pub struct ServeOptions {
     pub addr: SocketAddr,
-    /// `/mcp`'s gates, or `None` when `/mcp` is off (a public address without a token).
+    /// `/mcp`'s gates, or `None` when `/mcp` is off (no token).
     pub mcp: Option<HttpOptions>,
+    /// Serve HTTPS with this certificate: the whole port, `/metrics` included.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl ServeOptions {
@@ -67,17 +69,23 @@ impl ServeOptions {
         token: Option<Token>,
         allowed_hosts: Vec<String>,
         sessions: SessionLimits,
+        tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Self {
         let mcp = token.and_then(|token| {
             match HttpOptions::new(addr, Some(token), allowed_hosts, vec![]) {
-                Ok(o) => Some(o.with_sessions(sessions)),
+                Ok(o) => Some(o.with_sessions(sessions).with_tls(tls.clone())),
                 Err(e) => {
                     log::warn!("/mcp off: {e}");
                     None
                 }
             }
         });
-        Self { addr, mcp }
+        Self { addr, mcp, tls }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// What the port serves, for the start-up line.
@@ -111,5 +119,5 @@ pub async fn serve(
         let handler = NetmonMcp::new(Arc::new(AgentSource::new(agent)), Config::default());
         app = app.merge(crate::mcp::http::router(handler, http, &shutdown));
     }
-    Ok(crate::http::serve(app, opts.addr, shutdown, on_bound).await?)
+    Ok(crate::http::serve(app, opts.addr, opts.tls.clone(), shutdown, on_bound).await?)
 }

@@ -65,11 +65,14 @@ pub struct RemoteHost {
     pub sudo: bool,
     /// Overrides the global policy for this host.
     pub host_key_policy: Option<HostKeyPolicy>,
-    /// The `/mcp` URL of a `netmon agent` on the host, e.g. `http://10.0.0.5:9465/mcp`. With
-    /// it, the host is asked over HTTP and SSH is not used.
+    /// The `/mcp` URL of a `netmon agent` on the host, e.g. `https://10.0.0.5:9465/mcp`. With
+    /// it, the host is asked over HTTP(S) and SSH is not used.
     pub agent_url: Option<String>,
     /// The bearer token that agent was started with.
     pub agent_token: Option<TokenFrom>,
+    /// The CA (PEM) an `https://` agent's certificate is checked against; without it, the
+    /// system's roots.
+    pub agent_ca_file: Option<PathBuf>,
 }
 
 fn default_port() -> u16 {
@@ -194,10 +197,10 @@ impl Config {
                 return Err(bad(format!("remote_hosts[{i}] ({}): port 0", h.name)));
             }
             match (&h.agent_url, &h.agent_token) {
-                (Some(url), _) if !url.starts_with("http://") => {
+                (Some(url), _) if !url.starts_with("http://") && !url.starts_with("https://") => {
                     // The URL is not repeated: it may carry a user and password.
                     return Err(bad(format!(
-                        "remote_hosts[{i}] ({}): agent_url must be an http:// URL ending in /mcp (netmon speaks plain HTTP to agents; put a TLS proxy in front for https)",
+                        "remote_hosts[{i}] ({}): agent_url must be an https:// (or http://) URL ending in /mcp",
                         h.name
                     )));
                 }
@@ -208,6 +211,17 @@ impl Config {
                     )));
                 }
                 _ => {}
+            }
+            if h.agent_ca_file.is_some()
+                && !h
+                    .agent_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://"))
+            {
+                return Err(bad(format!(
+                    "remote_hosts[{i}] ({}): agent_ca_file is for an https:// agent_url",
+                    h.name
+                )));
             }
             if c.remote_hosts[..i].iter().any(|o| o.name == h.name) {
                 return Err(bad(format!("remote host name {:?} is used twice", h.name)));
@@ -343,9 +357,18 @@ mod tests {
         );
         let bad_auth = "[[remote_hosts]]\nname='a'\nhost='h'\nauth={ password='x' }\n";
         assert!(Config::parse(bad_auth, p).is_err());
-        let https = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='https://u:pw@h:9465/mcp'\n";
-        let e = Config::parse(https, p).unwrap_err().to_string();
-        assert!(e.contains("http://") && !e.contains("pw@"), "{e}");
+        let https = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='https://h:9465/mcp'\nagent_ca_file='/ca.pem'\n";
+        let c = Config::parse(https, p).unwrap();
+        assert_eq!(c.remote_hosts[0].agent_ca_file, Some("/ca.pem".into()));
+        let other = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='ftp://u:pw@h:9465/mcp'\n";
+        let e = Config::parse(other, p).unwrap_err().to_string();
+        assert!(e.contains("https://") && !e.contains("pw@"), "{e}");
+        let ca_for_http = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_url='http://h:9465/mcp'\nagent_ca_file='/ca.pem'\n";
+        let e = Config::parse(ca_for_http, p).unwrap_err().to_string();
+        assert!(
+            e.contains("agent_ca_file is for an https:// agent_url"),
+            "{e}"
+        );
         let orphan = "[[remote_hosts]]\nname='a'\nhost='h'\nagent_token={ env='T' }\n";
         assert!(
             Config::parse(orphan, p)

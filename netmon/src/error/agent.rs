@@ -10,7 +10,7 @@ pub enum AgentError {
     Stalled { iface: String, reason: String },
 
     #[error(
-        "the netmon agent of {host} ({url}) could not be reached; check that `netmon agent` runs there and listens on that address (`curl {url}/../health`)"
+        "the netmon agent of {host} ({url}) could not be reached; check that `netmon agent` runs there and listens on that address (`curl {url}/../health`), and for https:// that its certificate names that address and is signed by the CA in agent_ca_file (or one the system trusts)"
     )]
     Unreachable {
         host: String,

@@ -82,11 +82,17 @@ fn out_of_descriptors(e: &io::Error) -> bool {
     )
 }
 
-/// Binds `addr` and serves `app` until `shutdown` is cancelled. `on_bound` gets the bound
-/// address (the real port when 0 was asked for).
+/// A connection's stream: TCP, or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Binds `addr` and serves `app` until `shutdown` is cancelled, over TLS when `tls` is given
+/// (the handshake is bounded like a request head). `on_bound` gets the bound address (the real
+/// port when 0 was asked for).
 pub async fn serve(
     app: axum::Router,
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), HttpError> {
@@ -110,7 +116,8 @@ pub async fn serve(
 
     let conns = Conns::new(connection_limit(nofile));
     log::info!(
-        "serving http://{bound}: at most {} connections (RLIMIT_NOFILE {nofile})",
+        "serving {}://{bound}: at most {} connections (RLIMIT_NOFILE {nofile})",
+        if tls.is_some() { "https" } else { "http" },
         conns.max
     );
     let mut http = http1::Builder::new();
@@ -160,11 +167,25 @@ pub async fn serve(
             router: router.clone(),
             slot: slot.clone(),
         };
-        let conn = http.serve_connection(TokioIo::new(stream), service);
         let shutdown = shutdown.clone();
+        let (http, tls) = (http.clone(), tls.clone());
         tokio::spawn(async move {
             // Dropped last, after the socket is closed.
             let _registration = registration;
+            let stream: Box<dyn Stream> = match tls {
+                None => Box::new(stream),
+                Some(tls) => {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            log::debug!("TLS handshake: {e}");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
+            let conn = http.serve_connection(TokioIo::new(stream), service);
             let mut conn = pin!(conn);
             let mut draining = false;
             loop {

@@ -26,13 +26,27 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8765";
 pub const PATH: &str = "/mcp";
 
 /// A validated HTTP server configuration.
-#[derive(Debug)]
 pub struct HttpOptions {
     pub addr: SocketAddr,
     pub token: Option<Token>,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub sessions: SessionLimits,
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("addr", &self.addr)
+            .field("token", &self.token)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("sessions", &self.sessions)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl HttpOptions {
@@ -77,6 +91,7 @@ impl HttpOptions {
             allowed_hosts,
             allowed_origins,
             sessions: SessionLimits::DEFAULT,
+            tls: None,
         })
     }
 }
@@ -85,6 +100,27 @@ impl HttpOptions {
     pub fn with_sessions(mut self, sessions: SessionLimits) -> Self {
         self.sessions = sessions;
         self
+    }
+
+    /// Serves HTTPS; browsers' pages then come from `https://` origins too.
+    pub fn with_tls(mut self, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        if tls.is_some() {
+            self.allowed_origins.extend(
+                [
+                    "https://localhost:*",
+                    "https://127.0.0.1:*",
+                    "https://[::1]:*",
+                ]
+                .map(String::from),
+            );
+        }
+        self.tls = tls;
+        self
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
@@ -206,7 +242,7 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let app = router(handler, &opts, &shutdown);
-    Ok(crate::http::serve(app, opts.addr, shutdown, on_bound).await?)
+    Ok(crate::http::serve(app, opts.addr, opts.tls.clone(), shutdown, on_bound).await?)
 }
 
 #[cfg(test)]

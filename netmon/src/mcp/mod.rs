@@ -413,8 +413,9 @@ pub async fn serve(
             } else {
                 "no token"
             };
+            let scheme = opts.scheme();
             http::serve(handler, opts, shutdown, |bound| {
-                on_start(format!("http://{bound}{} ({auth})", http::PATH))
+                on_start(format!("{scheme}://{bound}{} ({auth})", http::PATH))
             })
             .await
         }

@@ -29,6 +29,8 @@ pub struct AgentClient {
     pub label: String,
     pub url: String,
     pub token: Option<Token>,
+    /// The CA an `https://` agent's certificate is checked against (else the system's roots).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 type HttpError = StreamableHttpError<reqwest::Error>;
@@ -75,7 +77,13 @@ impl AgentClient {
         if let Some(t) = &self.token {
             config = config.auth_header(t.expose());
         }
-        let transport = StreamableHttpClientTransport::from_config(config);
+        let client =
+            crate::tls::client(self.ca_file.as_deref()).map_err(|e| AgentError::Unreachable {
+                host: self.label.clone(),
+                url: self.url.clone(),
+                source: Box::new(e),
+            })?;
+        let transport = StreamableHttpClientTransport::with_client(client, config);
         match tokio::time::timeout(CONNECT_TIMEOUT, ().serve(transport)).await {
             Ok(Ok(service)) => Ok(service),
             Ok(Err(e)) => Err(self.unreachable(e)),

@@ -34,6 +34,8 @@ pub enum Route {
         label: String,
         url: String,
         token: Option<TokenFrom>,
+        /// The CA an `https://` agent's certificate is checked against.
+        ca_file: Option<std::path::PathBuf>,
     },
     /// SSH, running iftop there.
     Ssh {
@@ -62,6 +64,7 @@ pub fn route(target: &Target, config: &Config) -> Result<Route, ConfigError> {
             label: h.name.clone(),
             url: h.agent_url.clone().unwrap_or_default(),
             token: h.agent_token.clone(),
+            ca_file: h.agent_ca_file.clone(),
         }),
         Some(h) => {
             let with = match (&h.auth, call_password) {
@@ -119,12 +122,22 @@ pub fn open(route: Route, remote: Remote, config: &Config) -> Result<Box<dyn Tra
             source: None,
         }
         .into()),
-        Route::Agent { label, url, token } => {
+        Route::Agent {
+            label,
+            url,
+            token,
+            ca_file,
+        } => {
             let token = token
                 .as_ref()
                 .map(|t| load::agent_token(t, &label))
                 .transpose()?;
-            Ok(Box::new(AgentClient { label, url, token }))
+            Ok(Box::new(AgentClient {
+                label,
+                url,
+                token,
+                ca_file,
+            }))
         }
         Route::Ssh {
             label,
@@ -241,6 +254,7 @@ agent_token = { env = "NODE7_TOKEN" }
                 label: "node7".into(),
                 url: "http://10.0.0.7:9465/mcp".into(),
                 token: Some(TokenFrom::Env("NODE7_TOKEN".into())),
+                ca_file: None,
             }
         );
     }
