@@ -258,6 +258,14 @@ fn add_to_flow<K, const OWNERS: bool>(
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, packets);
         // One load and one branch per packet of a known flow; the helper runs once per
         // direction, on the first packet the flow was not created by.
+        //
+        // `attr |= bit` is a plain read-modify-write that two CPUs can interleave (one sets the
+        // sent bit while the other sets the received bit), and then one bit is lost. That is
+        // harmless, so it is not made atomic (an atomic OR needs BPF ISA v3 and costs a locked
+        // instruction on every first packet): the lost direction's next packet finds its bit
+        // clear, asks for its socket again and stores the same cookie (a flow's packets in one
+        // direction come from one socket); the counters are separate atomics and never touched
+        // by it.
         let bit = seen(direction);
         if OWNERS && (*value).attr & bit == 0 {
             let cookie = socket_cookie(ctx);

@@ -199,6 +199,14 @@ fn kind_without_sysfs(arphrd: u32, name: &str) -> InterfaceKind {
 }
 
 /// All interfaces of this host (this network namespace), sorted by index.
+/// [`list`] on tokio's blocking threads: it reads /sys and makes ioctls, which an async
+/// caller must not do on the runtime's own threads.
+pub async fn list_blocking() -> Result<Vec<InterfaceInfo>, Error> {
+    tokio::task::spawn_blocking(list)
+        .await
+        .unwrap_or_else(|e| Err(Error::Interfaces(std::io::Error::other(e))))
+}
+
 pub fn list() -> Result<Vec<InterfaceInfo>, Error> {
     let addrs = addresses();
     // SAFETY: a plain socket call; the fd is closed below.

@@ -488,3 +488,92 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         failed.join("\n")
     );
 }
+
+/// `/health` answers within 50 ms while the agent records ticks of 65,536 flows with per-flow
+/// and per-process series on (ranking and grouping each tick): the collector holds no lock that
+/// `/health` takes while it ranks, groups or reads the kernel. Two floods of 32,768 ports each
+/// keep every flow moving; curl's own `time_total` is the latency (no process start in it).
+#[test]
+fn health_answers_within_50_ms_while_a_65536_flow_tick_is_recorded() {
+    let pair = VethPair::new(false);
+    let agent = start_agent(
+        &pair.ns_a,
+        &[
+            "-i",
+            &pair.dev_a,
+            "--tick",
+            "1",
+            "--table-capacity",
+            "262144",
+            "--flow-series",
+            "10",
+            "--process-series",
+            "10",
+        ],
+    );
+    wait_collections(&pair.ns_a, &agent, 0, 1);
+    let flood = |base: &str| {
+        netmon_tests::Spawned(
+            in_ns(&pair.ns_a, env!("CARGO_BIN_EXE_netmon-flood"))
+                .args(["--dst", ADDR_B4, "--port-base", base, "--flows", "32768"])
+                .args(["--pps", "45000", "--seconds", "40", "--payload", "22"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("netmon-flood"),
+        )
+    };
+    // The same ports from two sockets: 2 × 32,768 connections.
+    let _floods = [flood("1024"), flood("1024")];
+    // Until the agent's ticks hold all the flows (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = health(&pair.ns_a, &agent);
+        let flows = h["interfaces"][0]["flows_last_40s"].as_u64().unwrap_or(0);
+        if flows >= 65_536 {
+            eprintln!(
+                "{flows} flows in the last 40 s, {} table entries",
+                h["flow_table_entries"]
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {flows} flows after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // 8 s of /health every 20 ms, across eight ticks of 65,536 flows.
+    let url = format!("http://{}/health", agent.addr);
+    let mut times = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < until {
+        let out = in_ns(&pair.ns_a, "curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{time_total}",
+                &url,
+            ])
+            .output()
+            .expect("curl");
+        let t: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("time_total");
+        times.push(t * 1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let collections = netmon_tests::agent::collections(&health(&pair.ns_a, &agent));
+    times.sort_by(f64::total_cmp);
+    let (median, max) = (times[times.len() / 2], times[times.len() - 1]);
+    eprintln!(
+        "/health over {} requests during ticks: median {median:.1} ms, max {max:.1} ms ({collections} collections)",
+        times.len()
+    );
+    assert!(max < 50.0, "/health took {max:.1} ms at worst: {times:?}");
+}

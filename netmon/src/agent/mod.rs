@@ -23,7 +23,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
@@ -212,7 +212,10 @@ struct Collecting {
 pub struct Agent {
     source: EbpfSource,
     opts: AgentOptions,
-    watched: Mutex<BTreeMap<u32, Watched>>,
+    watched: RwLock<BTreeMap<u32, Watched>>,
+    /// What `/health` shows of each watched interface, made at the end of each tick: `/health`
+    /// reads this alone, so it never waits for a tick being added to a history.
+    summaries: Mutex<BTreeMap<u32, WatchedHealth>>,
     pub metrics: Metrics,
     last_collection_unix: Mutex<Option<f64>>,
     /// Flow-table entries after the last round, for the eviction policy and /health.
@@ -320,7 +323,8 @@ impl Agent {
             metrics: Metrics::new(opts.ebpf.flow_capacity),
             source,
             opts,
-            watched: Mutex::new(BTreeMap::new()),
+            watched: RwLock::new(BTreeMap::new()),
+            summaries: Mutex::new(BTreeMap::new()),
             last_collection_unix: Mutex::new(None),
             entries_v4: AtomicUsize::new(0),
             entries_v6: AtomicUsize::new(0),
@@ -335,8 +339,18 @@ impl Agent {
         }
     }
 
-    fn watched(&self) -> MutexGuard<'_, BTreeMap<u32, Watched>> {
-        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    fn summaries(&self) -> MutexGuard<'_, BTreeMap<u32, WatchedHealth>> {
+        self.summaries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Readers: `/mcp`'s history, `netmon top`, and the collector's ranking.
+    fn watched(&self) -> RwLockReadGuard<'_, BTreeMap<u32, Watched>> {
+        self.watched.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The collector adding a tick or an interface: held briefly.
+    fn watched_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<u32, Watched>> {
+        self.watched.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One round: attach to new interfaces, drop vanished ones, read the kernel's tables once
@@ -356,7 +370,8 @@ impl Agent {
                 log::info!("{} (ifindex {idx}) is gone or no longer wanted", c.name);
                 c.attachment.detach();
             }
-            if let Some(w) = self.watched().remove(&idx) {
+            self.summaries().remove(&idx);
+            if let Some(w) = self.watched_mut().remove(&idx) {
                 self.metrics.forget(&w.info);
             }
         }
@@ -375,7 +390,7 @@ impl Agent {
                             tracked: Tracked::start(first),
                         },
                     );
-                    self.watched().insert(
+                    self.watched_mut().insert(
                         info.index,
                         Watched {
                             info: info.clone(),
@@ -450,7 +465,9 @@ impl Agent {
         Ok(())
     }
 
-    /// Adds one tick of `ifindex` to its history and to the metrics.
+    /// Adds one tick of `ifindex` to its history and to the metrics. The write lock is held
+    /// only to add the tick (`/health` waits for nothing longer); ranking flows and grouping
+    /// them by process happen under the read lock, beside readers.
     fn record(
         &self,
         ifindex: u32,
@@ -459,12 +476,10 @@ impl Agent {
         sample: Sample,
         owners: TickOwners,
     ) {
-        let mut watched = self.watched();
-        let Some(w) = watched.get_mut(&ifindex) else {
-            return;
-        };
-        // Bytes per container in this tick, for the metrics.
+        // Bytes per container in this tick, and each flow's process: from the owners, with no
+        // lock held.
         let mut by_container: HashMap<String, (Container, u64, u64)> = HashMap::new();
+        let mut processes: Vec<(FlowId, (u32, String))> = Vec::new();
         if let Some(owned) = &owners.owned {
             for (id, counters) in &sample.flows {
                 let Some(o) = owned
@@ -476,7 +491,7 @@ impl Agent {
                     continue;
                 };
                 if let Some(p) = &o.process {
-                    w.processes.insert(*id, (p.pid, p.comm.clone()));
+                    processes.push((*id, (p.pid, p.comm.clone())));
                 }
                 if let Some(c) = &o.container {
                     let e = by_container
@@ -487,60 +502,82 @@ impl Agent {
                 }
             }
         }
-        for (id, s) in owners.sockets {
-            if s != FlowSockets::default() {
-                w.sockets.insert(id, s);
+        let up = all.iter().find(|i| i.index == ifindex).map(|i| i.up);
+        let (info, active) = {
+            let mut watched = self.watched_mut();
+            let Some(w) = watched.get_mut(&ifindex) else {
+                return;
+            };
+            if let Some(up) = up {
+                w.info.up = up;
             }
-        }
-        w.history.push(end_ns, sample);
-        // Forget what history forgot, as it does, every tick: a slack that lets these maps run
-        // ahead of the history makes their size (and a resize) follow the churn of flows, not
-        // their number, and memory then climbs in steps under endless new flows.
-        let h = &w.history;
-        if w.sockets.len() > h.flow_count() {
-            w.sockets.retain(|id, _| h.knows(id));
-        }
-        if w.processes.len() > h.flow_count() {
-            w.processes.retain(|id, _| h.knows(id));
-        }
-        w.collections += 1;
-        if let Some(i) = all.iter().find(|i| i.index == ifindex) {
-            w.info.up = i.up;
-        }
-        let rolling = w.history.interface();
-        let active = rolling.averages[2].total() > 0.0;
-        match w.history.latest() {
-            Some(sample) if active || !self.opts.active_only => {
-                self.metrics.record(&w.info, sample, active);
-                self.metrics.record_rolling(&w.info, &rolling);
-                if self.opts.flow_series > 0 {
-                    let top =
-                        top_flows(w.history.averages(FLOW_SERIES_SPAN), self.opts.flow_series);
-                    self.metrics.set_flows(&w.info.name, &top);
-                }
-                let containers: Vec<(Container, u64, u64)> = by_container.into_values().collect();
-                if let [(c, ..)] = &containers[..]
-                    && w.info.kind == InterfaceKind::Veth
-                {
-                    self.metrics.set_interface_container(&w.info.name, c);
-                }
-                self.metrics.record_containers(&w.info.name, &containers);
-                if self.opts.process_series > 0 {
-                    let procs = &w.processes;
-                    let rows = w
-                        .history
-                        .rolling_by(|id| procs.get(id).map(|p| (p.clone(), Halves::ALL)));
-                    let mut top: Vec<(u32, String, Rate)> = rows
-                        .into_iter()
-                        .map(|((pid, comm), r)| (pid, comm, r.averages[1]))
-                        .filter(|(_, _, r)| r.total() > 0.0)
-                        .collect();
-                    top.sort_by(|a, b| b.2.total().total_cmp(&a.2.total()).then(a.0.cmp(&b.0)));
-                    top.truncate(self.opts.process_series);
-                    self.metrics.set_processes(&w.info.name, &top);
+            w.processes.extend(processes);
+            for (id, s) in owners.sockets {
+                if s != FlowSockets::default() {
+                    w.sockets.insert(id, s);
                 }
             }
-            _ => self.metrics.forget(&w.info),
+            w.history.push(end_ns, sample);
+            // Forget what history forgot, as it does, every tick: a slack that lets these maps
+            // run ahead of the history makes their size (and a resize) follow the churn of
+            // flows, not their number, and memory then climbs in steps under endless new flows.
+            let h = &w.history;
+            if w.sockets.len() > h.flow_count() {
+                w.sockets.retain(|id, _| h.knows(id));
+            }
+            if w.processes.len() > h.flow_count() {
+                w.processes.retain(|id, _| h.knows(id));
+            }
+            w.collections += 1;
+            let rolling = w.history.interface();
+            let health = WatchedHealth {
+                name: w.info.name.clone(),
+                ifindex: w.info.index,
+                collections: w.collections,
+                watched_seconds: w.history.watched_ns as f64 / 1e9,
+                flows_last_40s: w.history.flow_count(),
+                rolling: (&rolling).into(),
+            };
+            self.summaries().insert(ifindex, health);
+            (w.info.clone(), rolling.averages[2].total() > 0.0)
+        };
+        if !active && self.opts.active_only {
+            self.metrics.forget(&info);
+            return;
+        }
+        let watched = self.watched();
+        let Some(w) = watched.get(&ifindex) else {
+            return;
+        };
+        let Some(latest) = w.history.latest() else {
+            return;
+        };
+        self.metrics.record(&info, latest, active);
+        self.metrics.record_rolling(&info, &w.history.interface());
+        if self.opts.flow_series > 0 {
+            let top = top_flows(w.history.averages(FLOW_SERIES_SPAN), self.opts.flow_series);
+            self.metrics.set_flows(&info.name, &top);
+        }
+        let containers: Vec<(Container, u64, u64)> = by_container.into_values().collect();
+        if let [(c, ..)] = &containers[..]
+            && info.kind == InterfaceKind::Veth
+        {
+            self.metrics.set_interface_container(&info.name, c);
+        }
+        self.metrics.record_containers(&info.name, &containers);
+        if self.opts.process_series > 0 {
+            let procs = &w.processes;
+            let rows = w
+                .history
+                .rolling_by(|id| procs.get(id).map(|p| (p.clone(), Halves::ALL)));
+            let mut top: Vec<(u32, String, Rate)> = rows
+                .into_iter()
+                .map(|((pid, comm), r)| (pid, comm, r.averages[1]))
+                .filter(|(_, _, r)| r.total() > 0.0)
+                .collect();
+            top.sort_by(|a, b| b.2.total().total_cmp(&a.2.total()).then(a.0.cmp(&b.0)));
+            top.truncate(self.opts.process_series);
+            self.metrics.set_processes(&info.name, &top);
         }
     }
 
@@ -574,7 +611,8 @@ impl Agent {
         if let Err(e) = collector.await {
             log::warn!("the collector stopped: {e}");
         }
-        self.watched().clear();
+        self.watched_mut().clear();
+        self.summaries().clear();
         log::info!("agent stopped; everything detached");
     }
 
@@ -603,20 +641,10 @@ impl Agent {
     pub fn health(&self) -> Health {
         let (ingress_program_id, egress_program_id) = self.source.program_ids();
         let fill = self.fill();
-        let watched = self.watched();
+        let watched = self.summaries();
         Health {
             up: true,
-            interfaces: watched
-                .values()
-                .map(|w| WatchedHealth {
-                    name: w.info.name.clone(),
-                    ifindex: w.info.index,
-                    collections: w.collections,
-                    watched_seconds: w.history.watched_ns as f64 / 1e9,
-                    flows_last_40s: w.history.flow_count(),
-                    rolling: (&w.history.interface()).into(),
-                })
-                .collect(),
+            interfaces: watched.values().cloned().collect(),
             ingress_program_id,
             egress_program_id,
             last_collection_unix: *self

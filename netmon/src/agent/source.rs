@@ -46,7 +46,7 @@ impl TrafficSource for AgentSource {
     }
 
     fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>> {
-        Box::pin(async { host::list() })
+        Box::pin(host::list_blocking())
     }
 
     fn sample<'a>(
@@ -75,7 +75,15 @@ impl AgentSource {
         let mut waited_from: Option<u64> = None;
         progress(Progress::Started { window });
         loop {
-            match self.agent.recorded(iface.index, window_ns) {
+            // Merging up to 40 s of ticks is CPU work: off the runtime's threads.
+            let (agent, ifindex) = (self.agent.clone(), iface.index);
+            let recorded = tokio::task::spawn_blocking(move || agent.recorded(ifindex, window_ns))
+                .await
+                .map_err(|e| AgentError::Stalled {
+                    iface: iface.name.clone(),
+                    reason: format!("reading the history failed: {e}"),
+                })?;
+            match recorded {
                 Recorded::NotWatched if waited_from.is_none() => {
                     let w = self
                         .agent

@@ -244,48 +244,34 @@ impl Resolver {
         })
     }
 
-    /// The cgroup path of a cgroup id, from walking the cgroup tree once per miss.
+    /// The cgroup path of a cgroup id, from walking the cgroup tree once per miss. Each walk
+    /// replaces what the last one found, so cgroups removed since (pods come and go) leave the
+    /// map, whose size follows the tree's. An id only a complete walk did not find is a cgroup
+    /// removed since (ids are not reused) and is not walked for again.
     fn cgroup_path(&mut self, id: u64) -> Option<String> {
         if let Some(p) = self.cgroups.get(&id) {
             return Some(p.clone());
         }
-        // An id the last walk did not find is a cgroup removed since: ids are not reused.
         if self.gone.contains(&id) {
             return None;
         }
         let root = self.cgroup_root.clone()?;
-        use std::os::unix::fs::MetadataExt;
-        let mut stack = vec![root.clone()];
-        // Bounded: a cgroup tree has thousands of directories, not millions.
-        let mut left = 100_000;
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            if let Ok(m) = std::fs::metadata(&dir) {
-                let rel = dir
-                    .strip_prefix(&root)
-                    .map_or(String::new(), |p| p.display().to_string());
-                self.cgroups.insert(m.ino(), format!("/{rel}"));
-            }
-            for e in entries.flatten() {
-                left -= 1;
-                if left == 0 {
-                    break;
-                }
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
+        let (found, complete) = walk_cgroups(&root, CGROUP_WALK_DIRS);
+        if !complete {
+            log::warn!(
+                "the cgroup tree under {} has more than {CGROUP_WALK_DIRS} directories; containers beyond them are not named",
+                root.display()
+            );
         }
-        let found = self.cgroups.get(&id).cloned();
-        if found.is_none() {
+        self.cgroups = found;
+        let hit = self.cgroups.get(&id).cloned();
+        if hit.is_none() && complete {
             if self.gone.len() >= NAMED_MAX {
                 self.gone.clear();
             }
             self.gone.insert(id);
         }
-        found
+        hit
     }
 
     /// The owner of a socket record: the process (its command line while it lives), its cgroup
@@ -447,6 +433,44 @@ impl Default for Resolver {
     }
 }
 
+/// Most cgroup directories one walk reads: a busy node has thousands (a few per container),
+/// not a hundred thousand.
+const CGROUP_WALK_DIRS: usize = 100_000;
+
+/// The cgroup tree under `root`: each directory's path (from `root`, with a leading `/`) by its
+/// inode number, which is its cgroup id; at most `budget` directories, without recursion.
+/// Whether every directory was read. Directories that vanish during the walk are skipped.
+fn walk_cgroups(root: &Path, budget: usize) -> (HashMap<u64, String>, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = HashMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if found.len() >= budget {
+            return (found, false);
+        }
+        let Ok(m) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        let rel = dir
+            .strip_prefix(root)
+            .map_or(String::new(), |p| p.display().to_string());
+        found.insert(m.ino(), format!("/{rel}"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+        // What is queued is bounded too: a directory of a million entries is not read whole.
+        if stack.len() > budget {
+            return (found, false);
+        }
+    }
+    (found, true)
+}
+
 /// The node's pod log directories (`<namespace>_<name>_<uid>`), when it is a Kubernetes node.
 fn pod_log_dirs() -> Vec<String> {
     std::fs::read_dir("/var/log/pods")
@@ -456,4 +480,73 @@ fn pod_log_dirs() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn ino(p: &Path) -> u64 {
+        std::fs::metadata(p).unwrap().ino()
+    }
+
+    /// Pods come and go: each walk holds exactly the tree of that moment (removed cgroups leave
+    /// the map), a walk past its budget says it is incomplete, and only a complete walk marks an
+    /// id as gone.
+    #[test]
+    fn walks_follow_the_tree_under_churn_and_stop_at_their_budget() {
+        let root = std::env::temp_dir().join(format!("nmcg{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let pods = root.join("kubepods").join("burstable");
+        for i in 0..50 {
+            std::fs::create_dir_all(pods.join(format!("pod{i}")).join("ctr")).unwrap();
+        }
+        let (all, complete) = walk_cgroups(&root, 1_000);
+        assert!(complete);
+        assert_eq!(all.len(), 1 + 2 + 50 * 2);
+        assert_eq!(
+            all[&ino(&pods.join("pod7").join("ctr"))],
+            "/kubepods/burstable/pod7/ctr"
+        );
+        let (part, complete) = walk_cgroups(&root, 20);
+        assert!(!complete && part.len() <= 20);
+
+        // Churn: half the pods go, others come. (New ones are made first: a temp directory's
+        // inodes are reused, cgroup ids are not.)
+        let mut r = Resolver {
+            own_netns: None,
+            cgroup_root: Some(root.clone()),
+            users: HashMap::new(),
+            cgroups: HashMap::new(),
+            gone: Default::default(),
+            older: HashMap::new(),
+            named: HashMap::new(),
+            recorded: HashMap::new(),
+            older_note: None,
+        };
+        let old = ino(&pods.join("pod3").join("ctr"));
+        assert_eq!(
+            r.cgroup_path(old).as_deref(),
+            Some("/kubepods/burstable/pod3/ctr")
+        );
+        let fresh = pods.join("pod99").join("ctr");
+        std::fs::create_dir_all(&fresh).unwrap();
+        for i in 0..25 {
+            std::fs::remove_dir_all(pods.join(format!("pod{i}"))).unwrap();
+        }
+        assert_eq!(
+            r.cgroup_path(ino(&fresh)).as_deref(),
+            Some("/kubepods/burstable/pod99/ctr")
+        );
+        assert_eq!(
+            r.cgroups.len(),
+            1 + 2 + 26 * 2,
+            "the removed pods left the map"
+        );
+        // An id no complete walk finds is gone; a walk cut short marks nothing.
+        assert_eq!(r.cgroup_path(u64::MAX), None);
+        assert!(r.gone.contains(&u64::MAX));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

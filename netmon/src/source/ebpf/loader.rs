@@ -2,7 +2,7 @@
 //! of classifiers goes through the verifier at once (so a missing privilege shows at start), and
 //! the raw-IP pair and the benchmark's floor program only when first needed.
 
-use super::maps::Maps;
+use super::maps::{Maps, OwnerMap};
 use crate::error::BpfError;
 use aya::programs::{CgroupAttachMode, CgroupSock, SchedClassifier};
 use aya::{Ebpf, EbpfLoader};
@@ -75,7 +75,7 @@ fn raise_memlock() {
 }
 
 /// Creates the maps (`flow_capacity` entries in each flow table) and verifies the Ethernet pair.
-pub fn load(flow_capacity: u32) -> Result<(Programs, Maps), BpfError> {
+pub fn load(flow_capacity: u32) -> Result<(Programs, Maps, OwnerMap), BpfError> {
     raise_memlock();
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(FLOWS4_MAP, flow_capacity)
@@ -83,6 +83,7 @@ pub fn load(flow_capacity: u32) -> Result<(Programs, Maps), BpfError> {
         .load(OBJECT)
         .map_err(|e| BpfError::from_aya("load the eBPF program", e))?;
     let maps = Maps::take(&mut ebpf)?;
+    let owners = OwnerMap::take(&mut ebpf)?;
     let mut programs = Programs { ebpf };
     for direction in [Direction::Ingress, Direction::Egress] {
         programs.get(Program::Classifier {
@@ -90,7 +91,7 @@ pub fn load(flow_capacity: u32) -> Result<(Programs, Maps), BpfError> {
             link: LinkKind::Ethernet,
         })?;
     }
-    Ok((programs, maps))
+    Ok((programs, maps, owners))
 }
 
 /// The program `name` of the object, as the kind `T` it must be.

@@ -21,9 +21,45 @@ pub struct Maps {
     flows6: HashMap<MapData, FlowKey6, FlowValue>,
     totals: PerCpuArray<MapData, SlotTotals>,
     spill: PerCpuHashMap<MapData, TotalsKey, DirTotals>,
-    /// Socket owners by cookie, from the cgroup socket programs (an LRU map).
-    owners: HashMap<MapData, u64, SocketOwner>,
     nr_cpus: usize,
+}
+
+/// Socket owners by cookie, written by the cgroup socket programs (an LRU map). Userspace only
+/// reads it, so it needs no lock of netmon's: attribution reads it (between /proc and netlink
+/// work) without holding up an attach or a detach, which take the flow maps' write lock.
+pub struct OwnerMap {
+    owners: HashMap<MapData, u64, SocketOwner>,
+}
+
+impl OwnerMap {
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, BpfError> {
+        Ok(Self {
+            owners: take(ebpf, OWNERS_MAP)?,
+        })
+    }
+
+    /// The owner the cgroup programs recorded for one socket.
+    pub fn owner(&self, cookie: u64) -> Option<SocketOwner> {
+        self.owners.get(&cookie, 0).ok()
+    }
+
+    /// Every socket owner the cgroup programs recorded, by cookie.
+    pub fn owners(&self) -> std::collections::HashMap<u64, SocketOwner> {
+        let mut out = std::collections::HashMap::new();
+        if self.owners.keys().next().is_none() {
+            return out;
+        }
+        let mut each = |k: &u64, v: &SocketOwner| {
+            out.insert(*k, *v);
+        };
+        if batch::for_each(&self.owners, &mut each).is_err() {
+            self.owners
+                .iter()
+                .filter_map(|r| r.ok())
+                .for_each(|(k, v)| each(&k, &v));
+        }
+        out
+    }
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, BpfError>
@@ -47,7 +83,6 @@ impl Maps {
             flows6: take(ebpf, FLOWS6_MAP)?,
             totals: take(ebpf, TOTALS_MAP)?,
             spill: take(ebpf, TOTALS_SPILL_MAP)?,
-            owners: take(ebpf, OWNERS_MAP)?,
             nr_cpus,
         })
     }
@@ -187,29 +222,6 @@ impl Maps {
             || forget(Family::V6),
         );
         TableFill { v4, v6 }
-    }
-
-    /// The owner the cgroup programs recorded for one socket.
-    pub fn owner(&self, cookie: u64) -> Option<SocketOwner> {
-        self.owners.get(&cookie, 0).ok()
-    }
-
-    /// Every socket owner the cgroup programs recorded, by cookie.
-    pub fn owners(&self) -> std::collections::HashMap<u64, SocketOwner> {
-        let mut out = std::collections::HashMap::new();
-        if self.owners.keys().next().is_none() {
-            return out;
-        }
-        let mut each = |k: &u64, v: &SocketOwner| {
-            out.insert(*k, *v);
-        };
-        if batch::for_each(&self.owners, &mut each).is_err() {
-            self.owners
-                .iter()
-                .filter_map(|r| r.ok())
-                .for_each(|(k, v)| each(&k, &v));
-        }
-        out
     }
 
     /// Removes `id`'s entry on `ifindex` and returns what it had counted at that instant, in one

@@ -33,7 +33,7 @@ use crate::tick::Tick;
 use attach::Attachments;
 use aya::programs::SchedClassifier;
 use loader::Program;
-use maps::{Family, Maps};
+use maps::{Family, Maps, OwnerMap};
 use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind, SocketOwner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -74,6 +74,8 @@ impl Default for EbpfOptions {
 struct Inner {
     attachments: Mutex<Attachments>,
     maps: RwLock<Maps>,
+    /// Socket owners, read without a lock.
+    records: OwnerMap,
     /// Ids of the Ethernet ingress and egress programs, for /health.
     ids: (Option<u32>, Option<u32>),
     /// Who owns the flows' sockets, or why netmon cannot tell.
@@ -121,7 +123,7 @@ impl Reading {
 }
 
 fn load_inner(opts: EbpfOptions) -> Result<Inner, BpfError> {
-    let (mut programs, maps) = loader::load(opts.flow_capacity)?;
+    let (mut programs, maps, records) = loader::load(opts.flow_capacity)?;
     // The socket-owner programs watch sockets from now on; the resolver lists the older ones.
     let owners = match crate::owner::resolve::cgroup_root() {
         None => Err(
@@ -147,6 +149,7 @@ fn load_inner(opts: EbpfOptions) -> Result<Inner, BpfError> {
     Ok(Inner {
         attachments: Mutex::new(Attachments::new(programs)),
         maps: RwLock::new(maps),
+        records,
         ids,
         owners,
     })
@@ -304,9 +307,8 @@ impl EbpfSource {
         if flows.is_empty() {
             return Ok(Owned::default());
         }
-        let maps = inner.maps();
         let records = MapRecords {
-            maps: &maps,
+            map: &inner.records,
             all: std::cell::OnceCell::new(),
         };
         let local = host::local_addresses();
@@ -597,17 +599,17 @@ impl Window {
 /// busy host's map holds 65,536 records; reading them all every agent tick cost more than the
 /// tick's own work.
 struct MapRecords<'a> {
-    maps: &'a Maps,
+    map: &'a OwnerMap,
     all: std::cell::OnceCell<HashMap<u64, SocketOwner>>,
 }
 
 impl Records for MapRecords<'_> {
     fn get(&self, cookie: u64) -> Option<SocketOwner> {
-        self.maps.owner(cookie)
+        self.map.owner(cookie)
     }
 
     fn all(&self) -> &HashMap<u64, SocketOwner> {
-        self.all.get_or_init(|| self.maps.owners())
+        self.all.get_or_init(|| self.map.owners())
     }
 }
 
@@ -674,7 +676,7 @@ impl TrafficSource for EbpfSource {
     }
 
     fn interfaces(&self) -> BoxFuture<'_, Result<Vec<InterfaceInfo>>> {
-        Box::pin(async { host::list() })
+        Box::pin(host::list_blocking())
     }
 
     fn sample<'a>(
