@@ -382,6 +382,22 @@ pub fn wait_listening(ns: &str, port: &str) {
     panic!("nothing listened on port {port} in {ns} within 10 s");
 }
 
+/// Waits (bounded to 10 s) until a UDP socket is bound to `port` in `ns`.
+pub fn wait_udp(ns: &str, port: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let out = in_ns(ns, "ss")
+            .args(["-Hlun", &format!("sport = :{port}")])
+            .output()
+            .expect("ss");
+        if !out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing bound UDP port {port} in {ns} within 10 s");
+}
+
 /// Runs an iperf3 client in `ns` (bounded by iperf3's own -n and a 60 s timeout) and returns
 /// its JSON report.
 pub fn iperf3_client(ns: &str, args: &[&str]) -> serde_json::Value {

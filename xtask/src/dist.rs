@@ -69,7 +69,8 @@ fn generated(bin: &Path, dir: &Path) -> Result<()> {
         .arg(dir.join("man")))
 }
 
-/// The agent's unit for the .deb: the binary is /usr/bin/netmon there, and the package installs
+/// The agent's unit for the .deb: the binary is /usr/bin/netmon there, executable only by the
+/// netmon group (postinst), so the unit's dynamic user joins that group; the package installs
 /// the unit without enabling it.
 fn deb_unit(root: &Path) -> Result<String> {
     let unit = std::fs::read_to_string(root.join("netmon/deploy/netmon-agent.service"))?;
@@ -80,11 +81,17 @@ fn deb_unit(root: &Path) -> Result<String> {
     if !body.contains("/usr/local/bin/netmon ") {
         bail!("netmon-agent.service no longer runs /usr/local/bin/netmon; update xtask's deb_unit");
     }
+    if !body.contains("\nDynamicUser=yes\n") {
+        bail!("netmon-agent.service no longer has DynamicUser=yes; update xtask's deb_unit");
+    }
     Ok(format!(
         "# netmon agent, installed by the netmon package and not enabled: Prometheus metrics on\n\
          # :9465 (/metrics, /health), and /mcp when /etc/netmon/agent.env sets NETMON_MCP_TOKEN.\n\
          # Enable with: systemctl enable --now netmon-agent\n\n{}",
-        body.replace("/usr/local/bin/netmon ", "/usr/bin/netmon ")
+        body.replace("/usr/local/bin/netmon ", "/usr/bin/netmon ").replace(
+            "\nDynamicUser=yes\n",
+            "\nDynamicUser=yes\n# /usr/bin/netmon is 0750 root:netmon: without the group, systemd cannot run it (203/EXEC).\nSupplementaryGroups=netmon\n",
+        )
     ))
 }
 

@@ -47,6 +47,8 @@ const TEST_PACKAGES: &[&str] = &[
     "systemd",
     // A real terminal for netmon top.
     "tmux",
+    // A Debian tree to boot a real systemd in (podman), for the .deb's agent unit.
+    "debootstrap",
     // The packages' checks: lintian, getcap, file and man.
     "lintian",
     "libcap2-bin",
