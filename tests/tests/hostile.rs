@@ -618,3 +618,159 @@ fn a_stdio_server_stops_when_its_stdout_is_closed() {
     );
     drop(stdin);
 }
+
+/// Deep nesting from a client: a filter of 50,000 parentheses on the command line, one of
+/// 5,000 (10 KB) over MCP to `netmon serve` and to the agent's `/mcp`, and arguments nested
+/// 100,000 arrays deep. Each is refused with the limit in the message; nothing aborts (a stack
+/// overflow did, taking the server and every client with it), and the server answers the next
+/// call.
+#[test]
+fn deep_nesting_is_refused_and_the_server_lives() {
+    let pair = VethPair::new(false);
+    let nested = |n: usize| format!("{}tcp{}", "(".repeat(n), ")".repeat(n));
+
+    // The command line.
+    let out = in_ns(&pair.ns_a, netmon_bin().to_str().unwrap())
+        .args([
+            "traffic",
+            "-i",
+            &pair.dev_a,
+            "-s",
+            "1",
+            "-f",
+            &nested(50_000),
+        ])
+        .output()
+        .expect("netmon traffic");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("netmon reads at most 4096"), "{stderr}");
+    let out = in_ns(&pair.ns_a, netmon_bin().to_str().unwrap())
+        .args(["traffic", "-i", &pair.dev_a, "-s", "1", "-f", &nested(100)])
+        .output()
+        .expect("netmon traffic");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nest more than 64 deep"), "{stderr}");
+
+    let token = "7e0d9c8b6a5f4e3d2c1b0a9f8e7d6c5b";
+    let token_file = TempFile::new("nmtok", token);
+    let server = HttpServer::start(&pair.ns_a, &["--http", "127.0.0.1:0"], &[]);
+    let agent = netmon_tests::agent::start_agent(
+        &pair.ns_a,
+        &["-i", &pair.dev_a, "--token-file", token_file.path_str()],
+    );
+    let targets = [
+        (authority(&server.url), None, server.child.pid()),
+        (agent.addr.clone(), Some(token), agent.child.pid()),
+    ];
+    for (addr, token, pid) in targets {
+        let dev = pair.dev_a.clone();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let filter = nested(5_000);
+        let answers = in_netns(&pair.ns_a, move || {
+            let post_auth = |session: Option<&str>, body: &str| {
+                let sid = session
+                    .map(|s| format!("Mcp-Session-Id: {s}\r\nMcp-Protocol-Version: 2025-11-25\r\n"))
+                    .unwrap_or_default();
+                request(
+                    &addr,
+                    &format!(
+                        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n{auth}{sid}"
+                    ),
+                    body,
+                )
+            };
+            let (status, head, _) = post_auth(None, INIT);
+            assert_eq!(status, 200, "{head}");
+            let id = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("mcp-session-id")
+                        .then(|| v.trim().to_string())
+                })
+                .expect("session id");
+            post_auth(
+                Some(&id),
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            );
+            let call = |n: u32, args: Value| {
+                json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                    "params": {"name": "get_interface_traffic", "arguments": args}})
+                .to_string()
+            };
+            let deep_filter = post_auth(
+                Some(&id),
+                &call(
+                    2,
+                    json!({"iface": dev, "sample_seconds": 3, "filter": filter}),
+                ),
+            );
+            // Within the length bound (4,003 bytes), 2,000 levels deep.
+            let deepest = post_auth(
+                Some(&id),
+                &call(
+                    5,
+                    json!({"iface": dev, "sample_seconds": 3, "filter": nested(2_000)}),
+                ),
+            );
+            assert!(
+                messages(&deepest.2)
+                    .iter()
+                    .any(|m| m["id"] == 5 && m.to_string().contains("nest more than 64 deep")),
+                "{deepest:?}"
+            );
+            // 100,000 nested arrays: 200 KB, under the body limit; built as text, since JSON
+            // values this deep are what must not be built.
+            let deep_args = format!(
+                r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"get_interface_traffic","arguments":{{"iface":"{dev}","filter":{}1{}}}}}}}"#,
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            );
+            let deep_args = post_auth(Some(&id), &deep_args);
+            let after = post_auth(
+                Some(&id),
+                r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#,
+            );
+            (deep_filter, deep_args, after)
+        });
+        let (deep_filter, deep_args, after) = answers;
+        let m = messages(&deep_filter.2);
+        let text = m
+            .iter()
+            .find(|m| m["id"] == 2)
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        eprintln!("deep filter: {}", &text[..text.len().min(400)]);
+        assert!(
+            text.contains("netmon reads at most 4096"),
+            "{deep_filter:?}"
+        );
+        eprintln!(
+            "deep arguments: HTTP {} {}",
+            deep_args.0,
+            &deep_args.2[..deep_args.2.len().min(300)]
+        );
+        assert!(
+            deep_args.0 == 400
+                || messages(&deep_args.2)
+                    .iter()
+                    .any(|m| m["error"].is_object()),
+            "{deep_args:?}"
+        );
+        assert_eq!(after.0, 200, "the server still answers: {after:?}");
+        assert!(
+            messages(&after.2)
+                .iter()
+                .any(|m| m["id"] == 4 && m["result"]["tools"].is_array()),
+            "{after:?}"
+        );
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the server is gone"
+        );
+    }
+}

@@ -163,11 +163,16 @@ async fn check_request(req: Request, next: Next) -> Response {
             "the request body is larger than 4 MiB, or was cut off",
         );
     };
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+    // A whole parse, not a skim: serde_json's skim (IgnoredAny) has no depth limit, and rmcp
+    // answered a body nested 100,000 arrays deep with "415 Unsupported Media Type". The parse
+    // stops at 128 levels.
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             -32700,
-            "parse error: the body is not JSON; send one JSON-RPC message",
+            &format!(
+                "parse error: the body is not JSON, or nests deeper than 128 levels ({e}); send one JSON-RPC message"
+            ),
         );
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
