@@ -67,47 +67,66 @@ pub fn request(protocol: i32, kind: u16, flags: u16, body: &[u8]) -> io::Result<
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize;
-        let mut at = 0;
-        while at + HDR <= n {
-            let len = u32_at(&buf, at) as usize;
-            let kind = u16_at(&buf, at + 4);
-            if len < HDR || at + len > n {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "short netlink message",
-                ));
-            }
-            match kind {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => {
-                    let code = if len >= HDR + 4 {
-                        u32_at(&buf, at + HDR) as i32
-                    } else {
-                        0
-                    };
-                    // Code 0 is the acknowledgement of a request that asked for one.
-                    if code == 0 && !dump {
-                        return Ok(out);
-                    }
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
-                _ => out.push(Message {
-                    kind,
-                    body: buf[at + HDR..at + len].to_vec(),
-                }),
-            }
-            // Messages are 4-byte aligned.
-            at += (len + 3) & !3;
-        }
-        if !dump && !out.is_empty() {
-            return Ok(out);
+        match replies(&buf[..n as usize], dump, &mut out)? {
+            Reply::Ended => return Ok(out),
+            Reply::More => {}
         }
     }
     Err(io::Error::new(
         io::ErrorKind::InvalidData,
         "the kernel's netlink reply did not end",
     ))
+}
+
+/// Whether a reply goes on after a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// More datagrams follow.
+    More,
+    /// "Done" (a dump), or the acknowledgement or the message a plain request waited for.
+    Ended,
+}
+
+/// The messages of one datagram of replies, added to `out`. Pure: what the kernel sends is
+/// checked here (lengths, alignment) as if anyone could have written it.
+pub fn replies(buf: &[u8], dump: bool, out: &mut Vec<Message>) -> io::Result<Reply> {
+    let mut at = 0;
+    while at + HDR <= buf.len() {
+        let len = u32_at(buf, at) as usize;
+        let kind = u16_at(buf, at + 4);
+        if len < HDR || len > buf.len() - at {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "short netlink message",
+            ));
+        }
+        match kind {
+            NLMSG_DONE => return Ok(Reply::Ended),
+            NLMSG_ERROR => {
+                let code = if len >= HDR + 4 {
+                    u32_at(buf, at + HDR) as i32
+                } else {
+                    0
+                };
+                // Code 0 is the acknowledgement of a request that asked for one.
+                if code == 0 && !dump {
+                    return Ok(Reply::Ended);
+                }
+                return Err(io::Error::from_raw_os_error(code.saturating_neg()));
+            }
+            _ => out.push(Message {
+                kind,
+                body: buf[at + HDR..at + len].to_vec(),
+            }),
+        }
+        // Messages are 4-byte aligned.
+        at = at.saturating_add((len + 3) & !3);
+    }
+    Ok(if !dump && !out.is_empty() {
+        Reply::Ended
+    } else {
+        Reply::More
+    })
 }
 
 /// The attributes (`struct rtattr`/`nlattr`: length, type, value) in `b`, with their types

@@ -192,12 +192,7 @@ pub fn socket_inodes() -> (HashMap<u32, u32>, usize) {
             let Ok(target) = std::fs::read_link(fd.path()) else {
                 continue;
             };
-            let t = target.to_string_lossy();
-            if let Some(ino) = t
-                .strip_prefix("socket:[")
-                .and_then(|r| r.strip_suffix(']'))
-                .and_then(|n| n.parse::<u32>().ok())
-            {
+            if let Some(ino) = super::procfs::socket_inode(&target.to_string_lossy()) {
                 map.entry(ino).or_insert(pid);
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod diag;
+pub mod procfs;
 pub mod resolve;
 
 use schemars::JsonSchema;

@@ -4,15 +4,13 @@
 //! an exited process's cgroup path, and /var/log/pods for pod names. An edge.
 
 use super::{FlowSockets, Owned, Owner, OwnerRef, Process, SocketRecord, Unattributed};
-use super::{Lookup, cgroup, choose, diag};
+use super::{Lookup, cgroup, choose, diag, procfs};
 use crate::flow::FlowId;
 use netmon_common::SocketOwner;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-/// Bytes of a command line kept.
-const CMDLINE: usize = 256;
 /// Owners remembered by cookie before the memory starts over.
 const NAMED_MAX: usize = 65_536;
 
@@ -58,22 +56,9 @@ fn own_cgroup_mount() -> Option<PathBuf> {
 }
 
 fn mounted_cgroup_root() -> Option<PathBuf> {
-    let find = |mountinfo: &str| {
-        mountinfo.lines().find_map(|l| {
-            let (mount, rest) = l.split_once(" - ")?;
-            rest.starts_with("cgroup2 ")
-                .then(|| mount.split_whitespace().nth(4).map(str::to_string))
-                .flatten()
-        })
-    };
     let ppid = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))?
-            .trim()
-            .parse::<u32>()
-            .ok()
+        let status = procfs::read_text(&format!("/proc/{pid}/status"), procfs::SMALL_MAX)?;
+        procfs::status_field(&status, "PPid:")
     };
     let mut pid = std::process::id();
     // Bounded: a handful of ancestors, never PID 1's (often unreadable) or the kernel's.
@@ -83,8 +68,9 @@ fn mounted_cgroup_root() -> Option<PathBuf> {
         } else {
             format!("/proc/{pid}/root")
         };
-        let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-        if let Some(p) = find(&text).map(|m| format!("{prefix}{m}"))
+        let text = procfs::read_text(&format!("/proc/{pid}/mountinfo"), procfs::MOUNTINFO_MAX)
+            .unwrap_or_default();
+        if let Some(p) = procfs::cgroup2_mount(&text).map(|m| format!("{prefix}{m}"))
             && Path::new(&p).is_dir()
         {
             return Some(PathBuf::from(p));
@@ -297,41 +283,26 @@ impl Resolver {
             }
             None => {
                 let tgid = *self.older.get(&cookie)?;
-                let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+                let comm = procfs::read_text(&format!("/proc/{tgid}/comm"), procfs::SMALL_MAX)
                     .map(|s| s.trim().to_string())
                     .unwrap_or_default();
-                let uid = std::fs::read_to_string(format!("/proc/{tgid}/status"))
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find_map(|l| l.strip_prefix("Uid:"))
-                            .and_then(|u| u.split_whitespace().next()?.parse().ok())
-                    })
+                let uid = procfs::read_text(&format!("/proc/{tgid}/status"), procfs::SMALL_MAX)
+                    .and_then(|s| procfs::status_field(&s, "Uid:"))
                     .unwrap_or(0);
                 (tgid, uid, comm, None)
             }
         };
         // The live process, if it is still the one that made the socket (same name).
-        let alive =
-            std::fs::read_to_string(format!("/proc/{tgid}/comm")).is_ok_and(|c| c.trim() == comm);
+        let alive = procfs::read_text(&format!("/proc/{tgid}/comm"), procfs::SMALL_MAX)
+            .is_some_and(|c| c.trim() == comm);
         let cmdline = alive
-            .then(|| std::fs::read(format!("/proc/{tgid}/cmdline")).ok())
+            .then(|| procfs::read(&format!("/proc/{tgid}/cmdline"), procfs::CMDLINE_MAX))
             .flatten()
-            .map(|b| {
-                let b = &b[..b.len().min(CMDLINE)];
-                String::from_utf8_lossy(b)
-                    .split('\0')
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            });
+            .map(|b| procfs::cmdline(&b));
         let live_cgroup = alive
-            .then(|| std::fs::read_to_string(format!("/proc/{tgid}/cgroup")).ok())
+            .then(|| procfs::read_text(&format!("/proc/{tgid}/cgroup"), procfs::SMALL_MAX))
             .flatten()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-            });
+            .and_then(|t| procfs::cgroup_v2(&t));
         let cgroup = match cgroup_id {
             Some(id) => self.cgroup_path(id).or(live_cgroup),
             None => live_cgroup,
