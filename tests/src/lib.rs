@@ -4,7 +4,9 @@
 //! fails too.
 
 pub mod agent;
+pub mod frames;
 pub mod mcp;
+pub mod reference;
 pub mod sshd;
 pub mod tmux;
 pub mod truth;

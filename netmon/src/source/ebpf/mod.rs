@@ -229,6 +229,14 @@ impl EbpfSource {
         self.inner()?.maps_mut().claim(ifindex)
     }
 
+    /// Gives `ifindex`'s totals and flows back, as the last detach does. For tests that run
+    /// frames through the program without attaching, between runs; then [`Self::prepare`]
+    /// again.
+    pub fn release(&self, ifindex: u32) -> Result<(), BpfError> {
+        self.inner()?.maps_mut().release(ifindex);
+        Ok(())
+    }
+
     /// Attaches to `iface` (or adds a user to an existing attachment). Detached when the last
     /// returned guard is dropped.
     pub fn attach(&self, iface: &InterfaceInfo) -> Result<Attachment, BpfError> {

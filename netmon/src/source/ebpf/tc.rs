@@ -66,7 +66,12 @@ pub fn filters(ifindex: u32, hook: TcAttachType) -> io::Result<Vec<Filter>> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    Ok(replies
+    Ok(parse_filters(&replies))
+}
+
+/// The cls_bpf filters in a dump's replies. Pure (and fuzzed).
+pub fn parse_filters(replies: &[netlink::Message]) -> Vec<Filter> {
+    replies
         .iter()
         .filter(|m| m.kind == RTM_NEWTFILTER && m.body.len() >= TCMSG)
         .filter_map(|m| {
@@ -93,7 +98,7 @@ pub fn filters(ifindex: u32, hook: TcAttachType) -> io::Result<Vec<Filter>> {
                 name,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Whether `ifindex` has a clsact qdisc.
