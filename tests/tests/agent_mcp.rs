@@ -114,16 +114,21 @@ fn the_agent_answers_mcp_from_its_history_and_says_which_window() {
     let h = wait_collections(&pair.ns_a, &agent, 0, 1);
     assert_eq!(h["mcp"], true, "{h}");
     wait_watched(&pair.ns_a, &agent, 4.0);
+    // The client is connected and waiting before the pings, so the call comes right after
+    // them: its 3 s hold all five however slowly the client started.
+    let url = format!("http://{}/mcp", agent.addr);
+    let args = json!({"iface": pair.dev_a, "sample_seconds": 3, "top": 10});
+    let plan = json!([
+        {"op": "wait", "label": "ready"},
+        {"op": "call", "label": "history", "tool": "get_interface_traffic", "args": args}
+    ]);
+    let mut client = PyClient::http(&pair.ns_a, &url, Some(TOKEN), Handshake::Initialize, &plan);
+    client.until("waiting", 60 * SECOND);
     ping(&pair.ns_a, ADDR_B4);
     // Two ticks after the last reply, so the history holds all of it.
     let now = netmon_tests::agent::collections(&health(&pair.ns_a, &agent));
     wait_collections(&pair.ns_a, &agent, now, 2);
-
-    let url = format!("http://{}/mcp", agent.addr);
-    let args = json!({"iface": pair.dev_a, "sample_seconds": 3, "top": 10});
-    let plan =
-        json!([{"op": "call", "label": "history", "tool": "get_interface_traffic", "args": args}]);
-    let client = PyClient::http(&pair.ns_a, &url, Some(TOKEN), Handshake::Initialize, &plan);
+    client.go();
     let r = result(&client, "history");
     assert_eq!(r["is_error"], false, "{r:#}");
     let data = &r["structured"]["data"];

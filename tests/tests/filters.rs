@@ -420,6 +420,7 @@ fn iftop_accepts_the_filters_netmon_writes_for_it() {
         "udp and dst port 5201",
         "src and dst net fd00::/8 or icmp6",
         "not (tcp or udp) and (ip proto 47 or ip6 proto 47)",
+        "proto 47",
         "sctp or portrange 1000-2000 and src or dst host 10.200.1.2",
     ];
     let mut running = Vec::new();

@@ -1,4 +1,4 @@
-//! `cargo xtask setup | build | run -- ARGS | dist | image | test | bench`: what each needs,
+//! `cargo xtask setup | build | run -- ARGS | dist | image | test | bench | fuzz`: what each needs,
 //! installed only when missing ([`setup`]), then netmon built, run, packed ([`dist`]), tested or
 //! measured.
 
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod dist;
+mod fuzz;
 mod setup;
 
 /// Builds only for the BPF target (netmon's build.rs does that); host clippy/test skip it.
@@ -53,6 +54,18 @@ enum Cmd {
         /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Set up, then fuzz: each target (or TARGET) for MINUTES, its corpus merged and minimised
+    /// back into netmon/fuzz/corpus, a report in target/fuzz/report.md; with --differential,
+    /// the classifier against its reference for a million frames (as root).
+    Fuzz {
+        /// One target (default: all).
+        target: Option<String>,
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Run the differential test instead, for this many frames.
+        #[arg(long, value_name = "FRAMES", num_args = 0..=1, default_missing_value = "1000000")]
+        differential: Option<u64>,
     },
     /// Set up, then measure: criterion benches of the pure hot paths, then (as root) datapath
     /// overhead and accuracy against iftop, snapshot cost, MCP overhead and memory. Writes
@@ -104,7 +117,7 @@ pub(crate) fn cargo() -> Command {
 }
 
 /// Re-runs a command under sudo, keeping the environment (cargo, rustup paths), when not root.
-fn privileged(program: &Path, args: &[String]) -> Command {
+pub(crate) fn privileged(program: &Path, args: &[String]) -> Command {
     if is_root() {
         let mut c = Command::new(program);
         c.args(args);
@@ -159,6 +172,23 @@ fn main() -> Result<()> {
             setup::dist()?;
             dist::image()
         }
+        Cmd::Fuzz {
+            target,
+            minutes,
+            differential,
+        } => {
+            setup::build()?;
+            setup::fuzz()?;
+            if let Some(frames) = differential {
+                let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                return fuzz::differential(frames, Path::new(&cargo_bin));
+            }
+            let targets: Vec<String> = match target {
+                Some(t) => vec![t],
+                None => fuzz::TARGETS.iter().map(|t| t.to_string()).collect(),
+            };
+            fuzz::long(&targets, minutes)
+        }
         Cmd::Bench { args } => {
             setup::build()?;
             let clients = setup::test()?;
@@ -211,8 +241,20 @@ fn main() -> Result<()> {
         Cmd::Test { args } => {
             setup::build()?;
             setup::dist()?;
+            setup::fuzz()?;
             let clients = setup::test()?;
             run(cargo().args(["fmt", "--all", "--check"]))?;
+            // Licenses, banned and duplicate crates, and sources, as deny.toml says (not
+            // advisories: their database is fetched from GitHub, which CI cannot reach).
+            run(cargo().args([
+                "deny",
+                "--log-level",
+                "error",
+                "check",
+                "licenses",
+                "bans",
+                "sources",
+            ]))?;
             run(cargo().args([
                 "clippy",
                 "--workspace",
@@ -240,7 +282,11 @@ fn main() -> Result<()> {
             let mut c = privileged(Path::new(&cargo_bin), &test_args);
             c.current_dir(workspace_root())
                 .env("NETMON_TEST_CLIENTS", &clients);
-            run(&mut c)
+            let tested = run(&mut c);
+            // Every parser for a fixed number of inputs from its corpus, even when a test
+            // failed above (both are reported).
+            let fuzzed = fuzz::smoke();
+            tested.and(fuzzed)
         }
     }
 }

@@ -198,6 +198,30 @@ pub fn dist() -> Result<()> {
     }
 }
 
+/// cargo-fuzz (it runs the fuzz targets with the nightly toolchain) and cargo-deny (licenses,
+/// bans, sources), pinned.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// A cargo subcommand from crates.io at a pinned version, installed unless that version is
+/// there.
+fn cargo_tool(package: &str, subcommand: &str, version: &str, minutes: u32) -> Result<()> {
+    let have = output(Command::new("cargo").args([subcommand, "--version"])).unwrap_or_default();
+    if have.contains(version) {
+        eprintln!("xtask: {package} {version} present");
+        return Ok(());
+    }
+    eprintln!("xtask: installing {package} {version} (about {minutes} minutes)");
+    run(Command::new("cargo").args(["install", package, "--locked", "--version", version]))
+}
+
+/// What fuzzing and the supply-chain check need: cargo-fuzz and cargo-deny (the nightly
+/// toolchain is already there for the kernel crate).
+pub fn fuzz() -> Result<()> {
+    cargo_tool("cargo-fuzz", "fuzz", CARGO_FUZZ_VERSION, 2)?;
+    cargo_tool("cargo-deny", "deny", CARGO_DENY_VERSION, 4)
+}
+
 /// The peers the benchmark compares with: nethogs (Debian) and bandwhich (crates.io, into the
 /// clients' directory).
 const BENCH_PACKAGES: &[&str] = &["nethogs"];

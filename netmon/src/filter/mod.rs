@@ -221,7 +221,10 @@ impl Filter {
                 Prim::Proto(Proto::Ip6) => "ip6".into(),
                 Prim::Proto(Proto::Number(n)) => match protocol_name(*n) {
                     Some(name) => name.into(),
-                    None => format!("(ip proto {n} or ip6 proto {n})"),
+                    // pcap's `proto N` is IPv4's or IPv6's protocol N, as netmon's is; it reads
+                    // back as the same tree (the fuzzer found `(ip proto N or ip6 proto N)`
+                    // written back without its parentheses: not a fixed point).
+                    None => format!("proto {n}"),
                 },
             },
         }
