@@ -15,7 +15,7 @@ use netmon::report::{InterfacesData, Response, TrafficData};
 use netmon::request::{IfaceName, Naming, SampleWindow, TrafficRequest};
 use netmon::source::ebpf::{EbpfOptions, EbpfSource};
 use netmon::source::{Progress, collect};
-use netmon::top::state::SortBy;
+use netmon::top::state::{Group, SortBy};
 use netmon::{host, text};
 use netmon_common::DEFAULT_FLOW_CAPACITY;
 use std::net::SocketAddr;
@@ -112,7 +112,7 @@ impl From<Sort> for SortKey {
 }
 
 /// What one row is.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum By {
     /// One row per connection, with ports and the process it belongs to.
     Connection,
@@ -233,8 +233,12 @@ struct TopFlags {
     #[command(flatten)]
     narrow: NarrowFlags,
     /// Show ports: one row per connection (iftop -P; the p key toggles).
-    #[arg(long = "ports", short = 'P')]
+    #[arg(long = "ports", short = 'P', conflicts_with = "by")]
     ports: bool,
+    /// The first screen: host pairs (the default), connections, processes or containers (the
+    /// g key cycles them).
+    #[arg(long, value_enum)]
+    by: Option<By>,
     /// Rates in bytes per second (iftop -B).
     #[arg(long = "bytes", short = 'B')]
     bytes: bool,
@@ -477,11 +481,22 @@ async fn top(f: TopFlags) -> anyhow::Result<()> {
         f.narrow.net4.as_deref(),
         f.narrow.net6.as_deref(),
     )?;
+    let by = if f.ports {
+        By::Connection
+    } else {
+        f.by.unwrap_or(By::Host)
+    };
+    let connections = by == By::Connection;
     let state = netmon::top::state::State {
         names: !f.narrow.no_dns,
         services: !f.narrow.no_services,
-        source_port: f.ports,
-        destination_port: f.ports,
+        source_port: connections,
+        destination_port: connections,
+        group: match by {
+            By::Process => Group::Process,
+            By::Container => Group::Container,
+            By::Host | By::Connection => Group::Flows,
+        },
         rate_bytes: f.bytes,
         bars: !f.no_bars,
         scale_max: f

@@ -245,19 +245,29 @@ impl History {
 
     /// iftop's totals lines for the interface (IP bytes, like iftop).
     pub fn interface(&self) -> Rolling {
-        let bytes = |s: &Sample| FlowCounters {
-            rx_bytes: s.rx.ip_bytes,
-            rx_packets: s.rx.ip_packets,
-            tx_bytes: s.tx.ip_bytes,
-            tx_packets: s.tx.ip_packets,
-        };
+        self.rolling_of(|c| FlowCounters {
+            rx_bytes: c.0.ip_bytes,
+            rx_packets: c.0.ip_packets,
+            tx_bytes: c.1.ip_bytes,
+            tx_packets: c.1.ip_packets,
+        })
+    }
+
+    /// The same for the IP bytes in no flow (the flow table was full).
+    pub fn overflow(&self) -> Rolling {
+        self.rolling_of(|c| FlowCounters {
+            rx_bytes: c.0.kernel.overflow_bytes,
+            rx_packets: c.0.kernel.overflow_packets,
+            tx_bytes: c.1.kernel.overflow_bytes,
+            tx_packets: c.1.kernel.overflow_packets,
+        })
+    }
+
+    /// Rolling views of one figure of the interface's totals (received, sent).
+    fn rolling_of(&self, figure: impl Fn((&Crossed, &Crossed)) -> FlowCounters) -> Rolling {
+        let bytes = |s: &Sample| figure((&s.rx, &s.tx));
         let mut r = Rolling {
-            cumulative: FlowCounters {
-                rx_bytes: self.rx_total.ip_bytes,
-                rx_packets: self.rx_total.ip_packets,
-                tx_bytes: self.tx_total.ip_bytes,
-                tx_packets: self.tx_total.ip_packets,
-            },
+            cumulative: figure((&self.rx_total, &self.tx_total)),
             ..Default::default()
         };
         // Totals only: merging the ticks' flows (as `last` does) would be wasted work here, and

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod frames;
 pub mod mcp;
+pub mod podman;
 pub mod reference;
 pub mod sshd;
 pub mod tmux;

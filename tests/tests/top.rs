@@ -269,3 +269,266 @@ fn sh_unchecked(c: &mut std::process::Command) -> std::process::Output {
         .output()
         .expect("running netmon")
 }
+
+/// The row of process `pid` on a process screen: its `=>` line and the `<=` line under it.
+fn process_row(screen: &str, pid: u64) -> Option<(String, String)> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let i = lines.iter().position(|l| {
+        let t = l.trim_start_matches(['>', ' ']);
+        t.starts_with(&format!("{pid} ")) && l.contains(" =>")
+    })?;
+    Some((lines[i].to_string(), lines.get(i + 1)?.to_string()))
+}
+
+fn last_word(l: &str) -> &str {
+    l.split_whitespace().last().unwrap_or("")
+}
+
+/// The process screen (`--by process`, then `g` through the cycle): two iperf3 clients the test
+/// started each have a row with their PID, user and command line; with `T` each row's
+/// cumulative bytes equal that PID's bytes in `netmon traffic --by process` over the same
+/// traffic, to the screen's precision, and so do the totals (rows and unattributed rows add up
+/// to them). Enter on a row opens that process's connections only, Esc goes back; `g` names
+/// each grouping; a resize keeps the columns; the help lists the keys.
+#[test]
+fn the_process_screen_names_each_pid_and_opens_its_connections() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let pair = VethPair::new(false);
+    pair.static_neighbours();
+    let _s1 = netmon_tests::iperf3_server_on(&pair.ns_b, ADDR_B4, 5201);
+    let _s2 = netmon_tests::iperf3_server_on(&pair.ns_b, ADDR_B4, 5202);
+    let top = start_top(&pair, "--by process -n -N", 120, 40);
+    top.wait_for("processes", 5 * SECOND);
+    // The same traffic through `netmon traffic --by process`, its window around all of it.
+    let mut traffic = netmon_tests::spawn_netmon(
+        &pair.ns_a,
+        &[
+            "traffic",
+            "-i",
+            &pair.dev_a,
+            "-s",
+            "8",
+            "--by",
+            "process",
+            "-n",
+            "--json",
+            "-L",
+            "100",
+        ],
+    );
+    let stderr = netmon_tests::wait_attached(&mut traffic);
+    let client = |port: &str, bytes: &str| {
+        Spawned(
+            in_ns(&pair.ns_a, "iperf3")
+                .args(["-c", ADDR_B4, "-p", port, "-n", bytes])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("iperf3 client"),
+        )
+    };
+    let mut a = client("5201", "3M");
+    let mut b = client("5202", "1M");
+    let (pid_a, pid_b) = (u64::from(a.pid()), u64::from(b.pid()));
+    assert!(a.0.wait().unwrap().success() && b.0.wait().unwrap().success());
+    let result = netmon_tests::finish_json(traffic, stderr);
+    std::thread::sleep(Duration::from_millis(2500));
+    top.keys("T");
+    std::thread::sleep(Duration::from_millis(600));
+    let screen = top.capture();
+    eprintln!("{screen}");
+    let data = &result["data"];
+    let rows_json = data["top_connections"].as_array().unwrap();
+    for row in rows_json {
+        let (tx, rx) = (u(&row["tx_bytes"]), u(&row["rx_bytes"]));
+        let (sent, received) = match row["process"]["pid"].as_u64() {
+            Some(pid) => process_row(&screen, pid)
+                .unwrap_or_else(|| panic!("no row for pid {pid}:\n{screen}")),
+            None => {
+                let why: netmon::owner::Unattributed =
+                    serde_json::from_value(row["unattributed_reason"].clone()).unwrap();
+                let label = format!("(unattributed: {})", why.label());
+                let lines: Vec<&str> = screen.lines().collect();
+                let i = lines
+                    .iter()
+                    .position(|l| l.contains(&label))
+                    .unwrap_or_else(|| panic!("no row {label}:\n{screen}"));
+                (lines[i].to_string(), lines[i + 1].to_string())
+            }
+        };
+        assert_eq!(last_word(&sent), iftop_size(tx as f64, false), "{sent}");
+        assert_eq!(
+            last_word(&received),
+            iftop_size(rx as f64, false),
+            "{received}"
+        );
+    }
+    for pid in [pid_a, pid_b] {
+        let (sent, _) = process_row(&screen, pid).unwrap();
+        // Both finished before this capture: named by `comm`, marked as exited.
+        assert!(
+            sent.contains("root") && sent.contains("iperf3 (exited)"),
+            "{sent}"
+        );
+    }
+    let t = &data["total_stats"];
+    assert_eq!(
+        after(&screen, "TX:", "cum:"),
+        iftop_size(u(&t["tx_bytes"]) as f64, false)
+    );
+    assert_eq!(
+        after(&screen, "RX:", ""),
+        iftop_size(u(&t["rx_bytes"]) as f64, false)
+    );
+
+    // Enter on the first iperf3's row: its connections only (both to port 5201); Esc: back.
+    let lines: Vec<&str> = screen.lines().filter(|l| l.contains(" =>")).collect();
+    let index = lines
+        .iter()
+        .position(|l| {
+            l.trim_start_matches(['>', ' '])
+                .starts_with(&format!("{pid_a} "))
+        })
+        .unwrap();
+    for _ in 0..index {
+        top.keys("j");
+    }
+    top.keys("Enter");
+    top.wait_for(&format!("process {pid_a} iperf3"), 3 * SECOND);
+    std::thread::sleep(Duration::from_millis(400));
+    let opened = top.capture();
+    let conns = rows(&opened);
+    assert!(!conns.is_empty(), "{opened}");
+    assert!(
+        conns
+            .iter()
+            .filter(|l| l.contains(" => "))
+            .all(|l| l.contains(":5201")),
+        "only the first iperf3's connections:\n{opened}"
+    );
+    assert!(!opened.contains(":5202"), "{opened}");
+    top.keys("Escape");
+    top.wait_for("│ processes │", 3 * SECOND);
+
+    // g: processes → containers → connections → host pairs → processes.
+    for name in ["containers", "connections", "host pairs", "processes"] {
+        top.keys("g");
+        top.wait_for(&format!("│ {name} │"), 3 * SECOND);
+    }
+
+    // 80×24: the rows keep their three rates and the cumulative column.
+    top.resize(80, 24);
+    std::thread::sleep(Duration::from_millis(800));
+    let small = top.capture();
+    let (sent, _) = process_row(&small, pid_a).unwrap_or_else(|| panic!("{small}"));
+    assert!(sent.chars().count() <= 80, "{small}");
+    assert_eq!(
+        sent.split(" =>").nth(1).unwrap().split_whitespace().count(),
+        4,
+        "{small}"
+    );
+    top.resize(120, 40);
+    top.keys("h");
+    let help = top.wait_for("any key returns", 2 * SECOND);
+    assert!(
+        help.contains("Enter") && help.contains("process, container"),
+        "{help}"
+    );
+    top.keys("x");
+    top.keys("q");
+    let (_, status) = wait_exit(&top, 2 * SECOND);
+    assert_eq!(status, "0");
+}
+
+/// A process that exits while shown keeps its row, marked exited, until its bytes leave the
+/// 40 s window.
+#[test]
+fn an_exited_process_stays_marked_until_its_bytes_leave_the_window() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let pair = VethPair::new(false);
+    pair.static_neighbours();
+    let top = start_top(&pair, "--by process -n -N", 120, 30);
+    let mut sender = Spawned(
+        in_ns(&pair.ns_a, "python3")
+            .args([
+                "-c",
+                "import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(20): s.sendto(b'x'*500, ('10.200.1.2', 9)); time.sleep(0.05)",
+            ])
+            .spawn()
+            .expect("python3 sender"),
+    );
+    let pid = u64::from(sender.pid());
+    assert!(sender.0.wait().unwrap().success());
+    let gone_at = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    let screen = top.capture();
+    let (sent, _) = process_row(&screen, pid).unwrap_or_else(|| panic!("{screen}"));
+    assert!(sent.contains("python3 (exited)"), "{sent}");
+    // Gone once the 40 s window has no byte of it left (bounded to 50 s).
+    loop {
+        std::thread::sleep(SECOND);
+        let s = top.capture();
+        if process_row(&s, pid).is_none() {
+            let after_s = gone_at.elapsed().as_secs_f64();
+            eprintln!("the row left {after_s:.1} s after the process exited");
+            assert!(
+                after_s > 38.0,
+                "the row left while its bytes were in the window"
+            );
+            break;
+        }
+        assert!(
+            gone_at.elapsed() < Duration::from_secs(50),
+            "the row stayed:\n{s}"
+        );
+    }
+    top.keys("q");
+    wait_exit(&top, 2 * SECOND);
+}
+
+/// A podman container sending through its veth: the container screen names it by the first 12
+/// hex digits of `podman inspect`'s id. The client is in another namespace routed through the
+/// one netmon watches from, so the veth's traffic is the container's.
+#[test]
+fn the_container_screen_names_a_podman_container() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    use netmon_tests::podman::{Image, iperf3_container, iperf3_image};
+    let image = iperf3_image();
+    let _image = Image(image.clone());
+    let pair = VethPair::new(false);
+    // Namespace A routes between B (the client) and the container.
+    sh(in_ns(&pair.ns_a, "sysctl").args(["-q", "-w", "net.ipv4.ip_forward=1"]));
+    sh(in_ns(&pair.ns_b, "ip").args(["route", "add", "10.205.0.0/16", "via", "10.200.1.1"]));
+    let host_dev = netmon_tests::unique("vtc");
+    let container = iperf3_container(&image, &pair.ns_a, &host_dev, 7);
+    let t = Tmux::start(
+        &format!(
+            "ip netns exec {} {} top -i {host_dev} --by container -n -N; echo netmon-exited:$?; exec sleep 60",
+            pair.ns_a,
+            netmon_bin().display()
+        ),
+        120,
+        30,
+    );
+    t.wait_for("containers", 20 * SECOND);
+    sh(in_ns(&pair.ns_b, "iperf3").args([
+        "-c",
+        "10.205.7.2",
+        "-R",
+        "-n",
+        "2M",
+        "--connect-timeout",
+        "5000",
+    ]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let screen = t.capture();
+    eprintln!("{screen}");
+    let short: String = container.id.chars().take(12).collect();
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("podman") && l.contains(&short) && l.contains(" =>")),
+        "no row for container {short}:\n{screen}"
+    );
+    t.keys("q");
+    wait_exit(&t, 2 * SECOND);
+}

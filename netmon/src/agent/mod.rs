@@ -13,7 +13,7 @@ use crate::flow::FlowId;
 use crate::host;
 use crate::interface::{InterfaceInfo, InterfaceKind};
 use crate::metrics::{EvictReason, MAX_FLOW_SERIES, Metrics};
-use crate::owner::{Container, FlowSockets, Owned};
+use crate::owner::{Container, FlowOwner, FlowSockets, Owned, Owner, Unattributed};
 use crate::request::IfaceName;
 use crate::snapshot::{Sample, SocketTable, TableFill};
 use crate::source::ebpf::{Attachment, EbpfOptions, EbpfSource, monotonic_ns};
@@ -189,8 +189,9 @@ struct Watched {
     collections: u64,
     /// What the flow tables said of the sockets of the flows in `history`.
     sockets: SocketTable,
-    /// The process of each flow in `history`, for the per-process series.
-    processes: HashMap<FlowId, (u32, String)>,
+    /// Whose each flow in `history` is (or why it has no owner): for the per-process series
+    /// and `netmon top`'s process and container screens.
+    owners: HashMap<FlowId, FlowOwner>,
 }
 
 /// One tick's flows with their sockets, and their owners when attribution is on.
@@ -397,7 +398,7 @@ impl Agent {
                             history: History::default(),
                             collections: 0,
                             sockets: SocketTable::default(),
-                            processes: HashMap::new(),
+                            owners: HashMap::new(),
                         },
                     );
                 }
@@ -476,29 +477,34 @@ impl Agent {
         sample: Sample,
         owners: TickOwners,
     ) {
-        // Bytes per container in this tick, and each flow's process: from the owners, with no
+        // Bytes per container in this tick, and each flow's owner: from the owners, with no
         // lock held.
         let mut by_container: HashMap<String, (Container, u64, u64)> = HashMap::new();
-        let mut processes: Vec<(FlowId, (u32, String))> = Vec::new();
-        if let Some(owned) = &owners.owned {
-            for (id, counters) in &sample.flows {
-                let Some(o) = owned
-                    .refs
-                    .get(id)
-                    .and_then(|r| r.owner)
-                    .and_then(|i| owned.owners.get(i as usize))
-                else {
-                    continue;
-                };
-                if let Some(p) = &o.process {
-                    processes.push((*id, (p.pid, p.comm.clone())));
-                }
-                if let Some(c) = &o.container {
-                    let e = by_container
-                        .entry(c.id.clone())
-                        .or_insert_with(|| (c.clone(), 0, 0));
-                    e.1 += counters.rx_bytes;
-                    e.2 += counters.tx_bytes;
+        let mut flow_owners: Vec<(FlowId, FlowOwner)> = Vec::with_capacity(sample.flows.len());
+        match &owners.owned {
+            None => flow_owners.extend(
+                sample
+                    .flows
+                    .iter()
+                    .map(|(id, _)| (*id, FlowOwner::Unattributed(Unattributed::Off))),
+            ),
+            Some(owned) => {
+                let shared: Vec<Arc<Owner>> = owned.owners.iter().cloned().map(Arc::new).collect();
+                for (id, counters) in &sample.flows {
+                    let r = owned.refs.get(id).copied().unwrap_or_default();
+                    let Some(o) = r.owner.and_then(|i| shared.get(i as usize)) else {
+                        let why = r.reason.unwrap_or(Unattributed::NoSocket);
+                        flow_owners.push((*id, FlowOwner::Unattributed(why)));
+                        continue;
+                    };
+                    flow_owners.push((*id, FlowOwner::Owned(o.clone())));
+                    if let Some(c) = &o.container {
+                        let e = by_container
+                            .entry(c.id.clone())
+                            .or_insert_with(|| (c.clone(), 0, 0));
+                        e.1 += counters.rx_bytes;
+                        e.2 += counters.tx_bytes;
+                    }
                 }
             }
         }
@@ -511,7 +517,7 @@ impl Agent {
             if let Some(up) = up {
                 w.info.up = up;
             }
-            w.processes.extend(processes);
+            w.owners.extend(flow_owners);
             for (id, s) in owners.sockets {
                 if s != FlowSockets::default() {
                     w.sockets.insert(id, s);
@@ -525,8 +531,8 @@ impl Agent {
             if w.sockets.len() > h.flow_count() {
                 w.sockets.retain(|id, _| h.knows(id));
             }
-            if w.processes.len() > h.flow_count() {
-                w.processes.retain(|id, _| h.knows(id));
+            if w.owners.len() > h.flow_count() {
+                w.owners.retain(|id, _| h.knows(id));
             }
             w.collections += 1;
             let rolling = w.history.interface();
@@ -566,10 +572,14 @@ impl Agent {
         }
         self.metrics.record_containers(&info.name, &containers);
         if self.opts.process_series > 0 {
-            let procs = &w.processes;
-            let rows = w
-                .history
-                .rolling_by(|id| procs.get(id).map(|p| (p.clone(), Halves::ALL)));
+            let owners = &w.owners;
+            let rows = w.history.rolling_by(|id| match owners.get(id)? {
+                FlowOwner::Owned(o) => {
+                    let p = o.process.as_ref()?;
+                    Some(((p.pid, p.comm.clone()), Halves::ALL))
+                }
+                FlowOwner::Unattributed(_) => None,
+            });
             let mut top: Vec<(u32, String, Rate)> = rows
                 .into_iter()
                 .map(|((pid, comm), r)| (pid, comm, r.averages[1]))
@@ -629,6 +639,17 @@ impl Agent {
     /// attached it. `netmon top` draws from this, so its numbers are the agent's.
     pub fn with_history<R>(&self, ifindex: u32, f: impl FnOnce(&History) -> R) -> Option<R> {
         self.watched().get(&ifindex).map(|w| f(&w.history))
+    }
+
+    /// `f` on the history of `ifindex` and whose each of its flows is.
+    pub fn with_owned_history<R>(
+        &self,
+        ifindex: u32,
+        f: impl FnOnce(&History, &HashMap<FlowId, FlowOwner>) -> R,
+    ) -> Option<R> {
+        self.watched()
+            .get(&ifindex)
+            .map(|w| f(&w.history, &w.owners))
     }
 
     /// Entries in the IPv4 and IPv6 flow tables at the last collection, and each table's

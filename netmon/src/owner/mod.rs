@@ -64,6 +64,14 @@ pub struct Owner {
     pub cgroup: Option<String>,
 }
 
+/// Whose a flow is, as an always-on sampler keeps it beside the flow's history: its owner
+/// (shared by the flows of one process), or why it has none.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FlowOwner {
+    Owned(std::sync::Arc<Owner>),
+    Unattributed(Unattributed),
+}
+
 /// Why a flow has no owner. Every byte is in some owner's row or in one of these.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,

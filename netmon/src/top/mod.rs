@@ -18,14 +18,15 @@ use crate::agent::{Agent, AgentOptions};
 use crate::error::{Error, Result};
 use crate::interface::InterfaceInfo;
 use crate::names::{Namer, Services};
+use crate::owner::{Owner, procfs};
 use crate::window::Rolling;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::crossterm::{cursor, execute};
-use rows::RowKey;
+use rows::{OwnerKey, RowKey};
 use state::{Action, Key, State};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -120,10 +121,18 @@ fn read_input(tx: mpsc::UnboundedSender<Input>, stop: Arc<AtomicBool>) {
 #[derive(Default)]
 struct Figures {
     rows: Vec<(RowKey, Rolling)>,
+    owners: HashMap<OwnerKey, Arc<Owner>>,
+    exited: HashSet<u32>,
     totals: Rolling,
     unattributed: u64,
     names: HashMap<IpAddr, String>,
     table: Option<(usize, u32)>,
+}
+
+/// Whether process `pid` is still the one named `comm` (not exited, its pid not reused).
+fn running(pid: u32, comm: &str) -> bool {
+    procfs::read_text(&format!("/proc/{pid}/comm"), procfs::SMALL_MAX)
+        .is_some_and(|c| c.trim() == comm)
 }
 
 /// Takes the figures from the agent's history as `state` groups and orders them.
@@ -135,23 +144,34 @@ fn figures(
     services: Option<&Services>,
     previous: &[RowKey],
 ) -> Option<Figures> {
-    let (rows, totals, unattributed) = agent.with_history(iface.index, |h| {
-        let rows = rows::group(h, state);
-        let totals = if state.selection.is_all() {
-            h.interface()
-        } else {
-            rows::selected_totals(h, state)
-        };
-        let unattributed = h.rx_total.kernel.overflow_bytes + h.tx_total.kernel.overflow_bytes;
-        (rows, totals, unattributed)
-    })?;
+    let ((rows, owners), totals, unattributed) =
+        agent.with_owned_history(iface.index, |h, owned| {
+            let grouped = rows::group(h, owned, state);
+            let totals = if state.selection.is_all() && state.drill.is_none() {
+                h.interface()
+            } else {
+                rows::selected_totals(h, owned, state)
+            };
+            let unattributed = h.rx_total.kernel.overflow_bytes + h.tx_total.kernel.overflow_bytes;
+            (grouped, totals, unattributed)
+        })?;
+    // Rows of processes that exited stay while their bytes are in the windows, marked.
+    let exited = rows
+        .iter()
+        .filter_map(|(k, _)| match k {
+            RowKey::Owner(OwnerKey::Process { pid, comm }) if !running(*pid, comm) => Some(*pid),
+            _ => None,
+        })
+        .collect();
     let mut addrs: Vec<IpAddr> = Vec::new();
     let names = if state.names {
         // Name the busiest rows first; lookups for the rest wait for a later refresh.
         let mut busiest: Vec<&(RowKey, Rolling)> = rows.iter().collect();
         busiest.sort_by(|a, b| b.1.averages[2].total().total_cmp(&a.1.averages[2].total()));
         for (k, _) in busiest.into_iter().take(NAMED_ROWS) {
-            addrs.extend(k.local.iter().chain(&k.remote));
+            if let RowKey::Ends(e) = k {
+                addrs.extend(e.local.iter().chain(&e.remote));
+            }
         }
         addrs.sort();
         addrs.dedup();
@@ -159,12 +179,15 @@ fn figures(
     } else {
         HashMap::new()
     };
-    let rows = rows::order(rows, state, previous, |k| {
-        view::label(k, state, &names, services)
+    let rows = rows::order(rows, state, previous, |k| match k {
+        RowKey::Ends(e) => view::label(e, state, &names, services),
+        RowKey::Owner(o) => (view::owner_label(o, &owners, &exited), String::new()),
     });
     let (v4, v6, capacity) = agent.table_fill();
     Some(Figures {
         rows,
+        owners,
+        exited,
         totals,
         unattributed,
         names,
@@ -231,6 +254,17 @@ async fn screen(agent: &Arc<Agent>, iface: &InterfaceInfo, state: &mut State) ->
                         Action::Quit => break Ok(()),
                         Action::Regroup => retake = true,
                         Action::Redraw => {}
+                        Action::Open => {
+                            // The row under the cursor, as the screen lists the rows.
+                            let shown: Vec<&RowKey> = figs.rows.iter().map(|(k, _)| k).collect();
+                            if let Some(RowKey::Owner(o)) =
+                                shown.get(state.cursor.min(shown.len().saturating_sub(1)))
+                            {
+                                state.drill = Some((*o).clone());
+                                state.scroll = 0;
+                                retake = true;
+                            }
+                        }
                     }
                 }
                 Some(Input::Resize) => {}
@@ -240,12 +274,14 @@ async fn screen(agent: &Arc<Agent>, iface: &InterfaceInfo, state: &mut State) ->
             _ = tokio::signal::ctrl_c() => break Ok(()),
         }
         if retake && let Some(f) = figures(agent, iface, state, &namer, services.as_ref(), &order) {
-            order = f.rows.iter().map(|(k, _)| *k).collect();
+            order = f.rows.iter().map(|(k, _)| k.clone()).collect();
             figs = f;
         }
         let data = view::Data {
             iface: &iface.name,
             rows: &figs.rows,
+            owners: &figs.owners,
+            exited: &figs.exited,
             totals: &figs.totals,
             unattributed: figs.unattributed,
             table: figs.table,

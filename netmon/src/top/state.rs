@@ -60,7 +60,19 @@ pub enum Action {
     Redraw,
     /// Rebuild the rows (grouping or filter changed), then draw.
     Regroup,
+    /// Enter on a process or container screen: open the row under the cursor (the screen's
+    /// owner knows the rows; it sets [`State::drill`]).
+    Open,
     Quit,
+}
+
+/// What the rows are: flows (host pairs or connections, as the ports say), processes, or
+/// containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Flows,
+    Process,
+    Container,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +107,11 @@ pub struct State {
     pub selection: Selection,
     /// A message for the status line (a refused filter, …), until the next key.
     pub message: Option<String>,
+    pub group: Group,
+    /// The process or container opened with Enter: its connections only, until Esc.
+    pub drill: Option<super::rows::OwnerKey>,
+    /// The highlighted row of a process or container screen, which Enter opens.
+    pub cursor: usize,
 }
 
 impl Default for State {
@@ -122,6 +139,9 @@ impl Default for State {
             prompt: None,
             selection: Selection::default(),
             message: None,
+            group: Group::Flows,
+            drill: None,
+            cursor: 0,
         }
     }
 }
@@ -132,12 +152,40 @@ impl State {
         self.source_port || self.destination_port
     }
 
-    /// `g`: connection ↔ host pair. (Process and container join the cycle once flows have
-    /// owners.)
+    /// Whether the rows are processes or containers (not an opened one's connections).
+    pub fn showing_owners(&self) -> bool {
+        self.group != Group::Flows && self.drill.is_none()
+    }
+
+    /// What the rows are, as the status line names them.
+    pub fn grouping_name(&self) -> &'static str {
+        match (self.drill.is_some(), self.group) {
+            (true, _) => "connections",
+            (false, Group::Process) => "processes",
+            (false, Group::Container) => "containers",
+            (false, Group::Flows) if self.by_connection() => "connections",
+            (false, Group::Flows) => "host pairs",
+        }
+    }
+
+    /// `g`: connection → host pair → process → container → connection.
     fn cycle_grouping(&mut self) {
-        let on = !self.by_connection();
-        self.source_port = on;
-        self.destination_port = on;
+        self.drill = None;
+        self.cursor = 0;
+        self.scroll = 0;
+        match self.group {
+            Group::Flows if self.by_connection() => {
+                self.source_port = false;
+                self.destination_port = false;
+            }
+            Group::Flows => self.group = Group::Process,
+            Group::Process => self.group = Group::Container,
+            Group::Container => {
+                self.group = Group::Flows;
+                self.source_port = true;
+                self.destination_port = true;
+            }
+        }
     }
 
     /// Applies one key; `page` is how many rows a page scrolls.
@@ -227,10 +275,26 @@ impl State {
                     Scale::Linear => Scale::Log,
                 }
             }
+            // On the process and container screens the keys move the cursor (the screen
+            // scrolls to keep it shown); elsewhere they scroll.
+            Key::Char('j') | Key::Down if self.showing_owners() => self.cursor += 1,
+            Key::Char('k') | Key::Up if self.showing_owners() => {
+                self.cursor = self.cursor.saturating_sub(1)
+            }
+            Key::PageDown if self.showing_owners() => self.cursor += page.max(1),
+            Key::PageUp if self.showing_owners() => {
+                self.cursor = self.cursor.saturating_sub(page.max(1))
+            }
             Key::Char('j') | Key::Down => self.scroll += 1,
             Key::Char('k') | Key::Up => self.scroll = self.scroll.saturating_sub(1),
             Key::PageDown => self.scroll += page.max(1),
             Key::PageUp => self.scroll = self.scroll.saturating_sub(page.max(1)),
+            Key::Enter if self.showing_owners() => return Action::Open,
+            Key::Esc if self.drill.is_some() => {
+                self.drill = None;
+                self.scroll = 0;
+                return Action::Regroup;
+            }
             _ => {}
         }
         Action::Redraw

@@ -2,14 +2,16 @@
 //! block and the status line, laid out for a terminal's size. Pure; [`super::draw`] only puts it
 //! on the terminal.
 
-use super::rows::RowKey;
+use super::rows::{Ends, OwnerKey, RowKey};
 use super::state::{LineMode, Prompt, Scale, SortBy, State};
 use crate::names::Services;
+use crate::owner::Owner;
 use crate::text::printable;
 use crate::units::iftop_size;
 use crate::window::{Rate, Rolling};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Width of one rate column.
 const COL: usize = 8;
@@ -40,6 +42,11 @@ pub struct Screen {
 pub struct Data<'a> {
     pub iface: &'a str,
     pub rows: &'a [(RowKey, Rolling)],
+    /// The owner behind each process or container row.
+    pub owners: &'a HashMap<OwnerKey, Arc<Owner>>,
+    /// Processes shown that have exited since (their rows stay while their bytes are in the
+    /// windows).
+    pub exited: &'a HashSet<u32>,
     pub totals: &'a Rolling,
     /// Bytes in the interface totals but in no flow since watching began (table full).
     pub unattributed: u64,
@@ -51,20 +58,19 @@ pub struct Data<'a> {
 
 pub const HELP: &[&str] = &[
     "netmon top: iftop's screen, counted in the kernel",
-    "",
-    " h  this help                  P  pause / resume",
+    " h  this help                   P  pause / resume",
     " n  host names on/off           o  freeze the order",
     " N  service names on/off        1 2 3  sort by the 2s, 10s, 40s column",
     " s  hide/show the source        < >  sort by source / destination",
     " d  hide/show the destination   l  show only rows containing some text",
     " S  source port on/off          f  filter (pcap syntax, e.g. udp and port 53)",
-    " D  destination port on/off     g  group: host pair / connection",
-    " p  both ports on/off           L  linear / log scale",
-    " t  two lines, sent, received, sum per row",
-    " T  cumulative column           j k  scroll (also arrows, PgUp, PgDn)",
+    " D  destination port on/off     L  linear / log scale",
+    " p  both ports on/off           t  two lines, sent, received, sum per row",
+    " g  group: connection, host pair, process, container",
+    " Enter  a process's or container's connections     Esc  back",
+    " T  cumulative column           j k  scroll, or pick the row (arrows, PgUp, PgDn)",
     " b  bars on/off                 q  quit",
     " B  bars: 2s, 10s, 40s average",
-    "",
     "any key returns",
 ];
 
@@ -161,9 +167,65 @@ impl Ruler {
     }
 }
 
+/// How an owner row reads: nethogs's PID, USER and PROGRAM for a process (the command line
+/// while it runs, its name once it exited, and then marked so); the runtime, short id and pod
+/// for a container; the reason for bytes that are nobody's.
+pub fn owner_label(
+    k: &OwnerKey,
+    owners: &HashMap<OwnerKey, Arc<Owner>>,
+    exited: &HashSet<u32>,
+) -> String {
+    match k {
+        OwnerKey::Process { pid, comm } => {
+            let p = owners.get(k).and_then(|o| o.process.as_ref());
+            let user = p
+                .map(|p| p.user.clone().unwrap_or_else(|| p.uid.to_string()))
+                .unwrap_or_default();
+            if exited.contains(pid) {
+                return format!("{pid:>7} {user:<9} {comm} (exited)");
+            }
+            let program = p
+                .and_then(|p| p.cmdline.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| comm.clone());
+            format!("{pid:>7} {user:<9} {program}")
+        }
+        OwnerKey::Container(None) => "host (no container)".into(),
+        OwnerKey::Container(Some(id)) => {
+            let c = owners.get(k).and_then(|o| o.container.as_ref());
+            let runtime = c
+                .and_then(|c| serde_json::to_value(c.runtime).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let short: String = id.chars().take(12).collect();
+            let pod = match c.and_then(|c| c.pod.as_ref()) {
+                Some(p) => match (&p.namespace, &p.name) {
+                    (Some(ns), Some(name)) => format!("pod {ns}/{name}"),
+                    _ => format!("pod {}", p.uid.chars().take(8).collect::<String>()),
+                },
+                None => String::new(),
+            };
+            format!("{runtime:<10} {short:<12} {pod}")
+        }
+        OwnerKey::Unattributed(r) => format!("(unattributed: {})", r.label()),
+    }
+}
+
+/// An owner in a few words, for the status line.
+fn owner_name(k: &OwnerKey) -> String {
+    match k {
+        OwnerKey::Process { pid, comm } => format!("process {pid} {comm}"),
+        OwnerKey::Container(Some(id)) => {
+            format!("container {}", id.chars().take(12).collect::<String>())
+        }
+        OwnerKey::Container(None) => "the host's processes".into(),
+        OwnerKey::Unattributed(r) => format!("unattributed: {}", r.label()),
+    }
+}
+
 /// How a row's ends read: name or address (as the state asks), with the port or its service.
 pub fn label(
-    k: &RowKey,
+    k: &Ends,
     state: &State,
     names: &HashMap<IpAddr, String>,
     services: Option<&Services>,
@@ -235,9 +297,15 @@ pub fn screen(data: &Data, state: &State, width: usize, height: usize) -> Screen
         }
     };
     let mut lines = Vec::new();
+    let mut shown = 0;
+    let cursor = state.cursor.min(data.rows.len().saturating_sub(1));
     for (k, r) in data.rows {
-        // Names come from DNS answers and /etc files: escaped, like everything drawn.
-        let (left, right) = label(k, state, data.names, data.services);
+        // Names come from DNS answers and /etc files, owners' text from the processes
+        // themselves: escaped, like everything drawn.
+        let (left, right) = match k {
+            RowKey::Ends(e) => label(e, state, data.names, data.services),
+            RowKey::Owner(o) => (owner_label(o, data.owners, data.exited), String::new()),
+        };
         let (left, right) = (
             printable(&left).into_owned(),
             printable(&right).into_owned(),
@@ -248,36 +316,63 @@ pub fn screen(data: &Data, state: &State, width: usize, height: usize) -> Screen
         {
             continue;
         }
-        let (l, rt) = (fit(&left, lw), fit(&right, rw));
+        // An owner row uses both ends' room; the cursor's row starts with `>`.
+        let (l, rt) = match k {
+            RowKey::Ends(_) => (fit(&left, lw), fit(&right, rw)),
+            RowKey::Owner(_) => {
+                let marker = if state.showing_owners() && shown == cursor {
+                    "> "
+                } else {
+                    "  "
+                };
+                (fit(&format!("{marker}{left}"), lw + rw + 1), String::new())
+            }
+        };
+        let (sep_tx, sep_rx, sep_sum, blank) = match k {
+            RowKey::Ends(_) => (" => ", " <= ", "<=> ", " ".repeat(lw)),
+            RowKey::Owner(_) => (" =>", " <=", "<=>", " ".repeat(lw + rw + 1)),
+        };
+        let blank_right = match k {
+            RowKey::Ends(_) => " ".repeat(rw),
+            RowKey::Owner(_) => String::new(),
+        };
+        shown += 1;
         let c = &r.cumulative;
         let b = state.bar_span;
         match state.lines {
             LineMode::Two => {
                 lines.push(Line {
-                    text: format!("{l} => {rt}{}", rates(pick(r, |x| x.tx), Some(c.tx_bytes))),
+                    text: format!(
+                        "{l}{sep_tx}{rt}{}",
+                        rates(pick(r, |x| x.tx), Some(c.tx_bytes))
+                    ),
                     bar: bar(r.averages[b].tx),
                 });
                 lines.push(Line {
                     text: format!(
-                        "{} <= {}{}",
-                        " ".repeat(lw),
-                        " ".repeat(rw),
+                        "{blank}{sep_rx}{blank_right}{}",
                         rates(pick(r, |x| x.rx), Some(c.rx_bytes))
                     ),
                     bar: bar(r.averages[b].rx),
                 });
             }
             LineMode::Sent => lines.push(Line {
-                text: format!("{l} => {rt}{}", rates(pick(r, |x| x.tx), Some(c.tx_bytes))),
+                text: format!(
+                    "{l}{sep_tx}{rt}{}",
+                    rates(pick(r, |x| x.tx), Some(c.tx_bytes))
+                ),
                 bar: bar(r.averages[b].tx),
             }),
             LineMode::Received => lines.push(Line {
-                text: format!("{l} <= {rt}{}", rates(pick(r, |x| x.rx), Some(c.rx_bytes))),
+                text: format!(
+                    "{l}{sep_rx}{rt}{}",
+                    rates(pick(r, |x| x.rx), Some(c.rx_bytes))
+                ),
                 bar: bar(r.averages[b].rx),
             }),
             LineMode::Sum => lines.push(Line {
                 text: format!(
-                    "{l}<=> {rt}{}",
+                    "{l}{sep_sum}{rt}{}",
                     rates(pick(r, Rate::total), Some(c.total_bytes()))
                 ),
                 bar: bar(r.averages[b].total()),
@@ -289,7 +384,14 @@ pub fn screen(data: &Data, state: &State, width: usize, height: usize) -> Screen
     let room = height.saturating_sub(8);
     let per_row = if state.lines == LineMode::Two { 2 } else { 1 };
     let max_scroll = lines.len().saturating_sub(room) / per_row;
-    let first = state.scroll.min(max_scroll) * per_row;
+    // The process and container screens scroll to keep the cursor's row shown.
+    let scroll = if state.showing_owners() {
+        let rows_shown = (room / per_row).max(1);
+        cursor.saturating_sub(rows_shown - 1)
+    } else {
+        state.scroll
+    };
+    let first = scroll.min(max_scroll) * per_row;
     let lines: Vec<Line> = lines.into_iter().skip(first).take(room).collect();
 
     let t = data.totals;
@@ -341,12 +443,10 @@ pub fn screen(data: &Data, state: &State, width: usize, height: usize) -> Screen
         } else {
             "live".into()
         },
-        if state.by_connection() {
-            "connections"
-        } else {
-            "host pairs"
-        }
-        .to_string(),
+        match &state.drill {
+            Some(o) => format!("{} › connections (Esc back)", owner_name(o)),
+            None => state.grouping_name().to_string(),
+        },
     ];
     if let Some(f) = &state.selection.filter {
         status.push(format!("filter {f}"));
@@ -418,13 +518,13 @@ mod tests {
     }
 
     fn key(port: u16) -> RowKey {
-        RowKey {
+        RowKey::Ends(Ends {
             local: Some("10.0.0.1".parse().unwrap()),
             local_port: Some(port),
             remote: Some("10.0.0.2".parse().unwrap()),
             remote_port: Some(443),
             protocol: Some(6),
-        }
+        })
     }
 
     #[test]
@@ -437,6 +537,8 @@ mod tests {
         let data = Data {
             iface: "eth0",
             rows: &rows,
+            owners: &HashMap::new(),
+            exited: &HashSet::new(),
             totals: &totals,
             unattributed: 0,
             table: Some((10, 1000)),
@@ -515,6 +617,8 @@ mod tests {
         let data = Data {
             iface: "eth0",
             rows: &rows,
+            owners: &HashMap::new(),
+            exited: &HashSet::new(),
             totals: &totals,
             unattributed: 4096,
             table: Some((900, 1000)),
