@@ -7,10 +7,25 @@
 
 use core::mem::{align_of, size_of};
 
-/// Name of the IPv4 flow map ([`FlowKey4`] → [`FlowValue`]).
+/// Name of the IPv4 flow map ([`FlowKey4`] → [`FlowSlot`]).
 pub const FLOWS4_MAP: &str = "NETMON_FLOWS4";
-/// Name of the IPv6 flow map ([`FlowKey6`] → [`FlowValue`]).
+/// Name of the IPv6 flow map ([`FlowKey6`] → [`FlowSlot`]).
 pub const FLOWS6_MAP: &str = "NETMON_FLOWS6";
+/// Name of the per-slot counters ([`SlotCounters`]): an array userspace maps into its memory
+/// (`BPF_F_MMAPABLE`), so reading every flow's counters is a memory read, not a syscall per
+/// entry or a walk of hash buckets.
+pub const COUNTERS_MAP: &str = "NETMON_COUNTERS";
+/// Name of the per-slot flow keys ([`SlotKey`]), mapped by userspace too: written when a slot
+/// gets its flow, then its generation moves.
+pub const KEYS_MAP: &str = "NETMON_KEYS";
+/// Name of the per-slot sockets ([`SlotSockets`]), mapped by userspace.
+pub const SOCKETS_MAP: &str = "NETMON_SOCKETS";
+/// Name of the queue of slots userspace gave back (evicted flows' slots, after a quarantine).
+pub const FREE_MAP: &str = "NETMON_FREE";
+/// Name of the one-element array holding the next never-used slot (a bump allocator, `u64`).
+pub const NEXT_MAP: &str = "NETMON_NEXT";
+/// Name of the classifier's global holding the number of slots (set at load time).
+pub const SLOTS_GLOBAL: &str = "SLOTS";
 /// Name of the per-CPU array of interface totals ([`SlotTotals`]), indexed by
 /// [`totals_index`].
 pub const TOTALS_MAP: &str = "NETMON_TOTALS";
@@ -30,7 +45,8 @@ pub const EGRESS_RAW_PROG: &str = "netmon_egress_raw";
 /// netmon's programs against. netmon itself never attaches it.
 pub const FLOOR_PROG: &str = "netmon_floor";
 
-/// Default capacity of each flow map; userspace may change it at load time.
+/// Default number of flows counted at once (IPv4 and IPv6 together: the slots, and the most
+/// entries of each family's hash map); userspace may change it at load time.
 pub const DEFAULT_FLOW_CAPACITY: u32 = 65_536;
 /// Interfaces that get an array slot of their own: an attached interface uses slot
 /// `ifindex % TOTALS_SLOTS` when no other attached interface holds it, the spill hash otherwise.
@@ -103,22 +119,60 @@ pub struct FlowKey6 {
     pub _pad: [u8; 3],
 }
 
-/// Counters of one flow, and the sockets it belongs to. Bytes are L3 (IP header + payload) as
-/// iftop counts them; a GSO super-packet counts as the segments it becomes on the wire, each with
-/// its own headers.
+/// What a flow's hash entry holds: the slot of its counters, key and sockets in the per-slot
+/// arrays, and which directions' sockets were looked at. Eight bytes: a packet of a known flow
+/// reads it, tests one bit, and adds to its slot's counters.
 ///
 /// There is no timestamp: userspace judges a flow idle from counters that did not move between
 /// two of its reads, so the classifier reads no clock.
-///
-/// The sockets are looked at on the first packet of each direction ([`FlowValue::attr`]); a
-/// packet of a known flow otherwise tests one bit and writes nothing but two counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowValue {
+pub struct FlowSlot {
+    pub slot: u32,
+    /// Which directions' sockets were looked at: [`FLOW_SENT_SEEN`], [`FLOW_RECEIVED_SEEN`].
+    pub attr: u32,
+}
+
+/// Counters of one flow, in its slot of [`COUNTERS_MAP`]. Bytes are L3 (IP header + payload) as
+/// iftop counts them; a GSO super-packet counts as the segments it becomes on the wire, each
+/// with its own headers. A slot's counters only grow: when userspace gives an evicted flow's
+/// slot back, it remembers where they stood, and the slot's next flow counts from there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotCounters {
     pub rx_bytes: u64,
     pub rx_packets: u64,
     pub tx_bytes: u64,
     pub tx_packets: u64,
+}
+
+/// Whose slot it is: the flow's key, either family, with its interface, and the slot's
+/// generation. The classifier writes the key when the slot gets its flow, then adds one to
+/// `generation` atomically (a full barrier), so a reader that sees the generation move reads the
+/// new key. 48 bytes: an array's elements are 8-byte aligned, so that is the stride anyway.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotKey {
+    pub ifindex: u32,
+    /// 4 or 6.
+    pub family: u8,
+    /// IP protocol number.
+    pub proto: u8,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub _pad: u16,
+    /// IPv4 in the first word.
+    pub local_addr: [u32; 4],
+    pub remote_addr: [u32; 4],
+    /// How many flows the slot has had. A slot userspace gave back has a flow again when this
+    /// moved since.
+    pub generation: u32,
+}
+
+/// The sockets of one flow, in its slot of [`SOCKETS_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotSockets {
     /// Cookie of the socket on this host that sent the flow's packets out (`skb->sk` on egress,
     /// as `bpf_get_socket_cookie` gives it); 0 when none was seen.
     pub cookie: u64,
@@ -126,15 +180,16 @@ pub struct FlowValue {
     /// carries it: one that came through a veth from another network namespace of this host (a
     /// container's). 0 otherwise.
     pub peer_cookie: u64,
-    /// Which directions' sockets were looked at: [`FLOW_SENT_SEEN`], [`FLOW_RECEIVED_SEEN`].
+    /// A copy of [`FlowSlot::attr`], written with the cookies, for userspace (which reads this
+    /// array in place and not the hash).
     pub attr: u32,
     pub _pad: u32,
 }
 
-/// [`FlowValue::attr`]: a sent packet's socket was looked at (it is in `cookie`, or there was
-/// none). Until then, the next sent packet looks.
+/// [`FlowSlot::attr`]: a sent packet's socket was looked at (it is in the slot's `cookie`, or
+/// there was none). Until then, the next sent packet looks.
 pub const FLOW_SENT_SEEN: u32 = 1;
-/// [`FlowValue::attr`]: a received packet's socket was looked at (`peer_cookie`).
+/// [`FlowSlot::attr`]: a received packet's socket was looked at (`peer_cookie`).
 pub const FLOW_RECEIVED_SEEN: u32 = 2;
 
 /// Name of the map of socket owners ([`SocketOwner`] by socket cookie), written by the cgroup
@@ -235,12 +290,18 @@ const _: () = {
     assert!(align_of::<FlowKey4>() == 4);
     assert!(size_of::<FlowKey6>() == 44);
     assert!(align_of::<FlowKey6>() == 4);
-    assert!(size_of::<FlowValue>() == 56);
+    assert!(size_of::<FlowSlot>() == 8);
+    assert!(size_of::<SlotCounters>() == 32);
+    assert!(align_of::<SlotCounters>() == 8);
+    assert!(size_of::<SlotKey>() == 48);
+    assert!(align_of::<SlotKey>() == 4);
+    assert!(core::mem::offset_of!(SlotKey, generation) == 44);
+    assert!(size_of::<SlotSockets>() == 24);
+    assert!(align_of::<SlotSockets>() == 8);
     assert!(size_of::<SocketOwner>() == 64);
     assert!(align_of::<SocketOwner>() == 8);
     assert!(core::mem::offset_of!(SocketOwner, bound_port) == 56);
     assert!(core::mem::offset_of!(SocketOwner, _pad) == 62);
-    assert!(align_of::<FlowValue>() == 8);
     assert!(size_of::<TotalsKey>() == 8);
     assert!(size_of::<DirTotals>() == 64);
     assert!(align_of::<DirTotals>() == 8);
@@ -255,7 +316,10 @@ mod pod {
     // (asserted above), so every bit pattern is valid and no byte is uninitialised.
     unsafe impl aya::Pod for super::FlowKey4 {}
     unsafe impl aya::Pod for super::FlowKey6 {}
-    unsafe impl aya::Pod for super::FlowValue {}
+    unsafe impl aya::Pod for super::FlowSlot {}
+    unsafe impl aya::Pod for super::SlotCounters {}
+    unsafe impl aya::Pod for super::SlotKey {}
+    unsafe impl aya::Pod for super::SlotSockets {}
     unsafe impl aya::Pod for super::SocketOwner {}
     unsafe impl aya::Pod for super::TotalsKey {}
     unsafe impl aya::Pod for super::DirTotals {}

@@ -6,9 +6,16 @@
 //! returns `TC_ACT_UNSPEC` on every path, so the packet continues to the next filter exactly as if
 //! netmon were not there.
 //!
-//! Per packet, the common case costs one hash lookup (the flow, in the table of its family), one
-//! inlined per-CPU array lookup (the totals), one header read and two atomic adds. There is no clock read: userspace judges a
-//! flow idle from counters that did not move between its reads. The link layer is not looked up: each
+//! Per packet, the common case costs one hash lookup (the flow, in the table of its family, which
+//! gives the flow's slot), one array lookup (the slot's counters), one inlined per-CPU array
+//! lookup (the totals), one header read and two atomic adds. There is no clock read: userspace
+//! judges a flow idle from counters that did not move between its reads.
+//!
+//! The counters, keys and sockets live in arrays indexed by slot that userspace maps into its
+//! memory, so it reads every flow's counters in place instead of walking the hash. A slot is
+//! taken when a flow is created (from the queue of slots userspace gave back, else the next
+//! never-used one) and given back by userspace only, after it removed the flow's hash entry and
+//! waited for packets in flight to finish. The link layer is not looked up: each
 //! interface gets the program pair of its kind (`*_raw` for devices without an Ethernet header),
 //! chosen when userspace attaches.
 #![no_std]
@@ -16,6 +23,8 @@
 // BPF has a locked add but no compare-and-swap loop, so core's AtomicU64::fetch_add is not
 // available on this target; the intrinsic lowers to BPF_ATOMIC ADD directly.
 #![feature(core_intrinsics)]
+// The one instruction LLVM will not emit from the intrinsic ([`fetch_add`]).
+#![feature(asm_experimental_arch)]
 #![allow(internal_features)]
 
 mod parse;
@@ -24,16 +33,17 @@ mod owners;
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::generated::bpf_get_socket_cookie,
     macros::{classifier, map},
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, Queue},
     programs::TcContext,
 };
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use netmon_common::{
     DEFAULT_FLOW_CAPACITY, DirTotals, Direction, FLOW_RECEIVED_SEEN, FLOW_SENT_SEEN, FlowKey4,
-    FlowKey6, FlowValue, SlotTotals, TOTALS_SLOTS, TOTALS_SPILL_CAPACITY, TotalsKey, totals_index,
+    FlowKey6, FlowSlot, SlotCounters, SlotKey, SlotSockets, SlotTotals, TOTALS_SLOTS,
+    TOTALS_SPILL_CAPACITY, TotalsKey, totals_index,
 };
 use parse::Parsed;
 
@@ -41,12 +51,33 @@ use parse::Parsed;
 /// TC_ACT_PIPE would also pass the packet, but it ends the cls_bpf filter chain.
 const TC_ACT_UNSPEC: i32 = -1;
 
-// Capacities are replaced at load time by userspace (`--table-capacity`).
+// Capacities are replaced at load time by userspace (`--table-capacity`): each hash map and
+// the per-slot arrays have as many entries as flows are counted at once.
 #[map(name = "NETMON_FLOWS4")]
-static FLOWS4: HashMap<FlowKey4, FlowValue> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
+static FLOWS4: HashMap<FlowKey4, FlowSlot> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
 
 #[map(name = "NETMON_FLOWS6")]
-static FLOWS6: HashMap<FlowKey6, FlowValue> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
+static FLOWS6: HashMap<FlowKey6, FlowSlot> = HashMap::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
+
+#[map(name = "NETMON_COUNTERS")]
+static COUNTERS: Array<SlotCounters> =
+    Array::with_max_entries(DEFAULT_FLOW_CAPACITY, BPF_F_MMAPABLE);
+
+#[map(name = "NETMON_KEYS")]
+static KEYS: Array<SlotKey> = Array::with_max_entries(DEFAULT_FLOW_CAPACITY, BPF_F_MMAPABLE);
+
+#[map(name = "NETMON_SOCKETS")]
+static SOCKETS: Array<SlotSockets> = Array::with_max_entries(DEFAULT_FLOW_CAPACITY, BPF_F_MMAPABLE);
+
+#[map(name = "NETMON_FREE")]
+static FREE: Queue<u32> = Queue::with_max_entries(DEFAULT_FLOW_CAPACITY, 0);
+
+#[map(name = "NETMON_NEXT")]
+static NEXT: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Slots in the per-slot arrays (their `max_entries`), set by userspace at load time.
+#[unsafe(no_mangle)]
+static SLOTS: u32 = DEFAULT_FLOW_CAPACITY;
 
 #[map(name = "NETMON_TOTALS")]
 static TOTALS: PerCpuArray<SlotTotals> = PerCpuArray::with_max_entries(TOTALS_SLOTS * 2, 0);
@@ -191,7 +222,7 @@ fn socket_cookie(ctx: &TcContext) -> u64 {
     unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }
 }
 
-/// The bit of [`FlowValue::attr`] that says a direction's socket was looked at.
+/// The bit of [`FlowSlot::attr`] that says a direction's socket was looked at.
 #[inline(always)]
 const fn seen(direction: Direction) -> u32 {
     match direction {
@@ -200,80 +231,198 @@ const fn seen(direction: Direction) -> u32 {
     }
 }
 
-/// A new flow's value, with the socket its first packet carries. A sent packet carries the
-/// local socket that sent it; a received one carries a socket only when it came from another
-/// network namespace of this host through a veth (a container's).
-#[inline(always)]
-fn new_flow<const OWNERS: bool>(ctx: &TcContext, direction: Direction) -> FlowValue {
-    if !OWNERS {
-        return FlowValue::default();
-    }
-    let cookie = socket_cookie(ctx);
-    match direction {
-        Direction::Egress => FlowValue {
-            cookie,
-            attr: FLOW_SENT_SEEN,
-            ..FlowValue::default()
-        },
-        Direction::Ingress => FlowValue {
-            peer_cookie: cookie,
-            attr: FLOW_RECEIVED_SEEN,
-            ..FlowValue::default()
-        },
+/// A flow key as its slot's record keeps it, either family.
+trait Keyed {
+    fn slot_key(&self) -> SlotKey;
+}
+
+impl Keyed for FlowKey4 {
+    #[inline(always)]
+    fn slot_key(&self) -> SlotKey {
+        SlotKey {
+            ifindex: self.ifindex,
+            family: 4,
+            proto: self.proto,
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            _pad: 0,
+            local_addr: [self.local_addr, 0, 0, 0],
+            remote_addr: [self.remote_addr, 0, 0, 0],
+            generation: 0,
+        }
     }
 }
 
+impl Keyed for FlowKey6 {
+    #[inline(always)]
+    fn slot_key(&self) -> SlotKey {
+        SlotKey {
+            ifindex: self.ifindex,
+            family: 6,
+            proto: self.proto,
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            _pad: 0,
+            local_addr: self.local_addr,
+            remote_addr: self.remote_addr,
+            generation: 0,
+        }
+    }
+}
+
+/// `*p += v` atomically across CPUs, returning the value before (BPF_ATOMIC | BPF_FETCH,
+/// Linux 5.12+).
+///
+/// Written as assembly because LLVM will not emit it from the intrinsic here: rustc marks every
+/// function `target-cpu=generic`, and for CPUs before v3 LLVM lowers an atomic add whose result
+/// is used to the locked add without BPF_FETCH, which leaves the addend in the register and
+/// gives no diagnostic (llvm-project#106494, #217074). The 64-bit fetch form needs no CPU
+/// feature from the assembler.
+///
+/// # Safety
+/// `p` must be valid for reads and writes of a `u64`, 8-aligned, for the program's run.
 #[inline(always)]
-fn add_to_flow<K, const OWNERS: bool>(
+unsafe fn fetch_add(p: *mut u64, v: u64) -> u64 {
+    let mut v = v;
+    // SAFETY: the caller's promise about `p`; the instruction writes only `*p` and `v`.
+    unsafe {
+        core::arch::asm!(
+            "{v} = atomic_fetch_add((u64 *)({p} + 0), {v})",
+            v = inout(reg) v,
+            p = in(reg) p,
+            options(nostack),
+        );
+    }
+    v
+}
+
+/// A slot for a new flow: one userspace gave back, else a never-used one; `None` when every
+/// slot is taken.
+#[inline(always)]
+fn take_slot() -> Option<u32> {
+    if let Ok(Some(s)) = FREE.pop() {
+        return Some(s);
+    }
+    let next = NEXT.get_ptr_mut(0)?;
+    // SAFETY: a volatile read of a load-time constant (userspace sets it in .rodata).
+    let slots = unsafe { core::ptr::read_volatile(&raw const SLOTS) };
+    // SAFETY: a pointer into the one-element array's value, valid for the program's run.
+    let s = unsafe { fetch_add(next, 1) };
+    // Past the end the counter just runs on: it is 64 bits, so it cannot wrap onto slots in use.
+    if s < u64::from(slots) {
+        return Some(s as u32);
+    }
+    None
+}
+
+/// Makes the entry of a flow this packet starts: a slot, the slot's key and sockets, the hash
+/// entry, then the slot's generation (which tells userspace to read the key). A CPU that
+/// created the same flow first wins; this one gives its slot back and adds to that flow.
+#[inline(always)]
+fn create<K: Keyed, const OWNERS: bool>(
     ctx: &TcContext,
-    flows: &HashMap<K, FlowValue>,
+    flows: &HashMap<K, FlowSlot>,
+    key: &K,
+    direction: Direction,
+) -> Result<*mut FlowSlot, Overflow> {
+    let slot = take_slot().ok_or(Overflow::TableFull)?;
+    let Some(record) = KEYS.get_ptr_mut(slot) else {
+        let _ = FREE.push(slot, 0);
+        return Err(Overflow::InsertFailed);
+    };
+    // SAFETY: the slot's record; userspace reads its key only after the generation moves
+    // (below), and keeps the generation it had.
+    unsafe {
+        let generation = (*record).generation;
+        *record = SlotKey {
+            generation,
+            ..key.slot_key()
+        };
+    }
+    let mut entry = FlowSlot { slot, attr: 0 };
+    if let Some(socks) = SOCKETS.get_ptr_mut(slot) {
+        // A slot given back keeps its last flow's sockets until this write, so both directions
+        // are written, with or without attribution.
+        let mut fresh = SlotSockets::default();
+        if OWNERS {
+            let cookie = socket_cookie(ctx);
+            match direction {
+                Direction::Egress => fresh.cookie = cookie,
+                Direction::Ingress => fresh.peer_cookie = cookie,
+            }
+            fresh.attr = seen(direction);
+            entry.attr = fresh.attr;
+        }
+        // SAFETY: the slot's record, as above.
+        unsafe { *socks = fresh };
+    }
+    // NOEXIST: another CPU may have created the entry since the lookup; then we add to
+    // theirs instead of overwriting it.
+    if let Err(err) = flows.insert(key, &entry, u64::from(BPF_NOEXIST)) {
+        let _ = FREE.push(slot, 0);
+        if err == -E2BIG {
+            return Err(Overflow::TableFull);
+        }
+        return flows.get_ptr_mut(key).ok_or(Overflow::InsertFailed);
+    }
+    // SAFETY: the slot's generation, in the record checked above; atomic (a locked add, a full
+    // barrier on x86 and arm64), as userspace reads it at any time.
+    unsafe {
+        atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(&raw mut (*record).generation, 1)
+    };
+    flows.get_ptr_mut(key).ok_or(Overflow::InsertFailed)
+}
+
+#[inline(always)]
+fn add_to_flow<K: Keyed, const OWNERS: bool>(
+    ctx: &TcContext,
+    flows: &HashMap<K, FlowSlot>,
     key: &K,
     direction: Direction,
     packets: u64,
     bytes: u64,
 ) -> Result<(), Overflow> {
-    let value = match flows.get_ptr_mut(key) {
+    let entry = match flows.get_ptr_mut(key) {
         Some(v) => v,
-        None => {
-            // NOEXIST: another CPU may have created the entry since the lookup; then we add to
-            // theirs below instead of overwriting it.
-            let fresh = new_flow::<OWNERS>(ctx, direction);
-            if let Err(err) = flows.insert(key, &fresh, u64::from(BPF_NOEXIST)) {
-                if err == -E2BIG {
-                    return Err(Overflow::TableFull);
-                }
-            }
-            flows.get_ptr_mut(key).ok_or(Overflow::InsertFailed)?
-        }
+        None => create::<K, OWNERS>(ctx, flows, key, direction)?,
     };
-    // SAFETY: `value` points into the map's value memory for this key; flows are shared by all
-    // CPUs, so counters are added atomically. The socket fields are written once, by whichever
-    // CPU sends the flow's first packet; a racing second write stores the same cookie.
+    // SAFETY: `entry` points into the map's value memory for this key, valid for the run.
+    let (slot, attr) = unsafe { ((*entry).slot, (*entry).attr) };
+    let Some(c) = COUNTERS.get_ptr_mut(slot) else {
+        return Err(Overflow::InsertFailed);
+    };
+    // SAFETY: `c` points at the slot's counters in the array; slots are shared by all CPUs, so
+    // the counters are added atomically.
     unsafe {
         let (b, p) = match direction {
-            Direction::Ingress => (&raw mut (*value).rx_bytes, &raw mut (*value).rx_packets),
-            Direction::Egress => (&raw mut (*value).tx_bytes, &raw mut (*value).tx_packets),
+            Direction::Ingress => (&raw mut (*c).rx_bytes, &raw mut (*c).rx_packets),
+            Direction::Egress => (&raw mut (*c).tx_bytes, &raw mut (*c).tx_packets),
         };
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(b, bytes);
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, packets);
-        // One load and one branch per packet of a known flow; the helper runs once per
-        // direction, on the first packet the flow was not created by.
-        //
-        // `attr |= bit` is a plain read-modify-write that two CPUs can interleave (one sets the
-        // sent bit while the other sets the received bit), and then one bit is lost. That is
-        // harmless, so it is not made atomic (an atomic OR needs BPF ISA v3 and costs a locked
-        // instruction on every first packet): the lost direction's next packet finds its bit
-        // clear, asks for its socket again and stores the same cookie (a flow's packets in one
-        // direction come from one socket); the counters are separate atomics and never touched
-        // by it.
-        let bit = seen(direction);
-        if OWNERS && (*value).attr & bit == 0 {
-            let cookie = socket_cookie(ctx);
+    }
+    // One branch per packet of a known flow; the helper runs once per direction, on the first
+    // packet the flow was not created by.
+    //
+    // `attr |= bit` is a plain read-modify-write that two CPUs can interleave (one sets the
+    // sent bit while the other sets the received bit), and then one bit is lost. That is
+    // harmless, so it is not made atomic: the lost direction's next packet finds its bit clear,
+    // asks for its socket again and stores the same cookie (a flow's packets in one direction
+    // come from one socket); the counters are separate atomics and never touched by it.
+    let bit = seen(direction);
+    if OWNERS
+        && attr & bit == 0
+        && let Some(socks) = SOCKETS.get_ptr_mut(slot)
+    {
+        let cookie = socket_cookie(ctx);
+        // SAFETY: the slot's sockets and the entry, both valid for the run.
+        unsafe {
             match direction {
-                Direction::Egress => (*value).cookie = cookie,
-                Direction::Ingress => (*value).peer_cookie = cookie,
+                Direction::Egress => (*socks).cookie = cookie,
+                Direction::Ingress => (*socks).peer_cookie = cookie,
             }
-            (*value).attr |= bit;
+            (*socks).attr = attr | bit;
+            (*entry).attr = attr | bit;
         }
     }
     Ok(())

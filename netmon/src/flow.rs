@@ -1,7 +1,7 @@
 //! Typed flows: the kernel's raw [`FlowKey4`]/[`FlowKey6`] turned into addresses, ports and a
 //! protocol, and back.
 
-use netmon_common::{FlowKey4, FlowKey6, FlowValue};
+use netmon_common::{FlowKey4, FlowKey6, SlotCounters, SlotKey, SlotSockets};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -70,6 +70,31 @@ impl FlowId {
             local_port: key.local_port,
             remote_port: key.remote_port,
             protocol: key.proto,
+        }
+    }
+
+    /// The flow a slot of the classifier's arrays holds.
+    pub fn from_slot_key(key: &SlotKey) -> Self {
+        if key.family == 6 {
+            Self::from_v6(&FlowKey6 {
+                ifindex: key.ifindex,
+                local_addr: key.local_addr,
+                remote_addr: key.remote_addr,
+                local_port: key.local_port,
+                remote_port: key.remote_port,
+                proto: key.proto,
+                _pad: [0; 3],
+            })
+        } else {
+            Self::from_v4(&FlowKey4 {
+                ifindex: key.ifindex,
+                local_addr: key.local_addr[0],
+                remote_addr: key.remote_addr[0],
+                local_port: key.local_port,
+                remote_port: key.remote_port,
+                proto: key.proto,
+                _pad: [0; 3],
+            })
         }
     }
 
@@ -155,8 +180,8 @@ impl FlowCounters {
     }
 }
 
-impl From<&FlowValue> for crate::owner::FlowSockets {
-    fn from(v: &FlowValue) -> Self {
+impl From<&SlotSockets> for crate::owner::FlowSockets {
+    fn from(v: &SlotSockets) -> Self {
         Self {
             cookie: v.cookie,
             peer_cookie: v.peer_cookie,
@@ -165,8 +190,8 @@ impl From<&FlowValue> for crate::owner::FlowSockets {
     }
 }
 
-impl From<&FlowValue> for FlowCounters {
-    fn from(v: &FlowValue) -> Self {
+impl From<&SlotCounters> for FlowCounters {
+    fn from(v: &SlotCounters) -> Self {
         Self {
             rx_bytes: v.rx_bytes,
             rx_packets: v.rx_packets,

@@ -218,10 +218,15 @@ struct TrafficFlags {
     /// Print the MCP result object (JSON) instead of iftop-like text.
     #[arg(long)]
     json: bool,
-    /// Entries in each kernel flow table (IPv4, IPv6); flows beyond it are counted as
+    /// Flows counted at once, IPv4 and IPv6 together; flows beyond it are counted as
     /// unattributed.
     #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
     table_capacity: u32,
+    /// Sample with a classifier of this process even when a local agent could answer (by
+    /// default `netmon traffic` asks the agent at $NETMON_AGENT_SOCKET or
+    /// /run/netmon/agent.sock, which loads nothing).
+    #[arg(long)]
+    no_agent: bool,
 }
 
 /// `netmon top`'s flags: iftop's where iftop has them.
@@ -335,10 +340,18 @@ struct AgentArgs {
     /// Seconds between reads of the kernel's counters (0.02–60).
     #[arg(long, default_value_t = 1.0)]
     tick: f64,
-    /// Entries in each kernel flow table (IPv4, IPv6); flows beyond it are counted as
+    /// Flows counted at once, IPv4 and IPv6 together; flows beyond it are counted as
     /// unattributed.
     #[arg(long, default_value_t = DEFAULT_FLOW_CAPACITY)]
     table_capacity: u32,
+    /// The Unix socket `netmon traffic` on this host asks instead of loading a classifier
+    /// (root and the netmon group may use it); default $NETMON_AGENT_SOCKET or
+    /// /run/netmon/agent.sock.
+    #[arg(long, value_name = "PATH")]
+    local_socket: Option<PathBuf>,
+    /// Serve no local socket.
+    #[arg(long, conflicts_with = "local_socket")]
+    no_local_socket: bool,
     /// Seconds a flow may stay quiet before its kernel entry is removed (its bytes are kept).
     #[arg(long, default_value_t = netmon::agent::DEFAULT_EVICT_IDLE.as_secs_f64())]
     evict_idle: f64,
@@ -414,7 +427,6 @@ async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
         hosts: !f.narrow.no_dns,
         services: !f.narrow.no_services,
     });
-    let source = EbpfSource::lazy(EbpfOptions::new(f.table_capacity)?);
     let default = host::default_interface();
     let shown = req
         .iface
@@ -422,6 +434,19 @@ async fn traffic(f: &TrafficFlags) -> netmon::Result<TrafficData> {
         .map(|i| i.to_string())
         .or_else(|| default.clone())
         .unwrap_or_default();
+    if !f.no_agent && !shown.is_empty() {
+        let path = netmon::agent::local::socket_path();
+        let asked = netmon::agent::local::LocalRequest::new(&req, &shown);
+        if let Some(answer) = netmon::agent::local::ask(&path, &asked).await {
+            let mut data = answer?;
+            data.notes.push(format!(
+                "answered by the netmon agent on this host ({}), which loads nothing new; --no-agent samples with a classifier of this process",
+                path.display()
+            ));
+            return Ok(data);
+        }
+    }
+    let source = EbpfSource::lazy(EbpfOptions::new(f.table_capacity)?);
     // Tests and scripts wait for this line to know the window has started.
     let report = |p: Progress| {
         if let Progress::Started { window } = p {
@@ -576,6 +601,27 @@ async fn agent(a: AgentArgs) -> anyhow::Result<()> {
     let agent = Agent::new(opts)?;
     let shutdown = shutdown_signal();
     let collecting = tokio::spawn(agent.clone().run(shutdown.clone()));
+    if !a.no_local_socket {
+        let path = a
+            .local_socket
+            .clone()
+            .unwrap_or_else(netmon::agent::local::socket_path);
+        match netmon::agent::local::bind(&path).await {
+            Ok(listener) => {
+                eprintln!(
+                    "netmon: agent answering `netmon traffic` on {}",
+                    path.display()
+                );
+                tokio::spawn(netmon::agent::local::serve(
+                    agent.clone(),
+                    listener,
+                    path,
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => eprintln!("netmon: no local socket: {}", chain(&e)),
+        }
+    }
     let serving = netmon::agent::http::serve(agent, port, shutdown.clone(), |bound| {
         // Tests and scripts read the port from this line.
         eprintln!("netmon: agent serving {scheme}://{bound}/ with {served}");

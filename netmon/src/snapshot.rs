@@ -26,6 +26,47 @@ pub struct Snapshot {
     pub tx: DirTotals,
     pub flows: FlowTable,
     pub sockets: SocketTable,
+    /// The same flows by the slot the classifier keeps their counters in, ascending: the end of
+    /// a window walks these beside the kernel's slots instead of looking each flow up by its
+    /// key ([`SlotCursor`]). Empty for sources without slots.
+    pub slots: Vec<SlotCount>,
+}
+
+/// One flow's counters, by its slot and the slot's generation (which flow of the slot it is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotCount {
+    pub slot: u32,
+    pub generation: u32,
+    pub counters: FlowCounters,
+}
+
+/// Walks a window's first reading (ascending slots) alongside a later reading in the same
+/// order, and gives what each flow of the later one added since: a linear merge of two arrays,
+/// where a lookup by flow key would miss the cache for nearly every flow of a big table.
+pub struct SlotCursor<'a> {
+    before: &'a [SlotCount],
+    at: usize,
+}
+
+impl<'a> SlotCursor<'a> {
+    pub fn new(before: &'a [SlotCount]) -> Self {
+        Self { before, at: 0 }
+    }
+
+    /// What the flow in `now`'s slot added since the first reading; `None` if nothing. A slot
+    /// of another generation then held another flow, so everything it counts now is new.
+    /// Calls must come in ascending slot order.
+    pub fn since(&mut self, now: &SlotCount) -> Option<FlowCounters> {
+        while self.before.get(self.at).is_some_and(|b| b.slot < now.slot) {
+            self.at += 1;
+        }
+        let then = self
+            .before
+            .get(self.at)
+            .filter(|b| b.slot == now.slot && b.generation == now.generation)
+            .map(|b| &b.counters);
+        flow_delta(then, &now.counters)
+    }
 }
 
 /// Entries of each flow table (IPv4 and IPv6 have one each), as a full read counted them.
@@ -36,10 +77,10 @@ pub struct TableFill {
 }
 
 impl TableFill {
-    /// The fuller table's entries: both have the same capacity, so it is the one that overflows
-    /// first.
+    /// Flows held: both families share the classifier's slots, so this is what meets the
+    /// capacity first.
     pub fn fullest(&self) -> usize {
-        self.v4.max(self.v6)
+        self.v4 + self.v6
     }
 }
 

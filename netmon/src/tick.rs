@@ -98,6 +98,12 @@ impl Tick {
         }
     }
 
+    /// `id`'s kernel entry, removed at an earlier tick, counted `late` after its removal
+    /// (packets that had found the entry just before): they are this tick's traffic.
+    pub fn late(&mut self, id: FlowId, late: &FlowCounters) {
+        self.moved.entry(id).or_default().add(late);
+    }
+
     /// The state for the next tick, and this tick's traffic.
     pub fn finish(self) -> (Tracked, Sample) {
         let sample = Sample::new(

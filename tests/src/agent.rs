@@ -47,6 +47,11 @@ fn start_agent_in(mut setpriv: std::process::Command, args: &[&str]) -> RunningA
             defaults.extend([flag, value]);
         }
     }
+    // Test agents keep off the host's /run/netmon/agent.sock, which a real agent or another
+    // test may hold; the test of the socket names its own path.
+    if !args.contains(&"--local-socket") {
+        defaults.push("--no-local-socket");
+    }
     let mut child = Spawned(
         setpriv
             .args(LEAST_PRIVILEGE)

@@ -302,3 +302,27 @@ pub fn frame() -> impl Strategy<Value = Frame> {
         },
     )
 }
+
+/// L3 bytes of a [`numbered_udp`] frame (IPv4 header, UDP header, 4 bytes of payload).
+pub const NUMBERED_UDP_L3: u64 = 32;
+
+/// An Ethernet + IPv4 + UDP frame of a flow of its own for each `(set, i)`, `i` < 2^24:
+/// 10.`set`.(i >> 16).1 port `i` → 10.0.0.1:53. The scale test and the snapshot benchmark fill
+/// the flow table with these through the real classifier.
+pub fn numbered_udp(set: u8, i: u32) -> [u8; 46] {
+    let mut f = [0u8; 46];
+    f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(NUMBERED_UDP_L3 as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[10, set, (i >> 16) as u8, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 1]);
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&(i as u16).to_be_bytes());
+    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&12u16.to_be_bytes());
+    f
+}

@@ -577,3 +577,141 @@ fn health_answers_within_50_ms_while_a_65536_flow_tick_is_recorded() {
     );
     assert!(max < 50.0, "/health took {max:.1} ms at worst: {times:?}");
 }
+
+/// `netmon traffic` on a host whose agent runs asks the agent over its local socket: no bpf()
+/// call at all in the CLI's process (strace), and the same figures as a classifier of its own
+/// and as the kernel's counters, for a burst between quiet edges inside both windows.
+#[test]
+fn netmon_traffic_asks_the_local_agent_and_loads_nothing() {
+    let pair = VethPair::new(false);
+    let dir = tempdir("nmsock");
+    let socket = dir.join("agent.sock");
+    let agent_started = Instant::now();
+    let agent = start_agent(
+        &pair.ns_a,
+        &[
+            "-i",
+            &pair.dev_a,
+            "--local-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    wait_collections(&pair.ns_a, &agent, 0, 1);
+    assert!(
+        socket.exists(),
+        "the agent made no socket: {}",
+        agent.banner
+    );
+
+    // A classifier of its own (--no-agent) around a burst of pings, between quiet edges.
+    let before = pair.counters_a();
+    let mut own = netmon_tests::spawn_netmon(
+        &pair.ns_a,
+        &[
+            "traffic",
+            "-i",
+            &pair.dev_a,
+            "-s",
+            "4",
+            "--json",
+            "--no-agent",
+        ],
+    );
+    let rest = netmon_tests::wait_attached(&mut own);
+    sh(in_ns(&pair.ns_a, "ping").args(["-c", "20", "-i", "0.05", "-q", ADDR_B4]));
+    let own = netmon_tests::finish_json(own, rest);
+    let burst = pair.counters_a().since(&before);
+    assert!(burst.tx_packets >= 20, "{burst:?}");
+    // Two more collections, so the agent's history holds the whole burst.
+    let now = collections(&health(&pair.ns_a, &agent));
+    wait_collections(&pair.ns_a, &agent, now, 2);
+
+    // The agent's last 10 s hold the burst and quiet on both sides; once it has watched for
+    // 10 s it answers from its history at once.
+    let watched = agent_started.elapsed();
+    std::thread::sleep(Duration::from_millis(10_500).saturating_sub(watched));
+    let started = Instant::now();
+    let traced = in_ns(&pair.ns_a, "strace")
+        .args(["-f", "-qq", "-e", "trace=bpf", "-o"])
+        .arg(dir.join("strace"))
+        .arg(netmon_tests::netmon_bin())
+        .args(["traffic", "-i", &pair.dev_a, "-s", "10", "--json"])
+        .env("NETMON_AGENT_SOCKET", &socket)
+        .output()
+        .expect("strace (apt-get install strace)");
+    let took = started.elapsed();
+    assert!(
+        traced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&traced.stderr)
+    );
+    let asked: Value = serde_json::from_slice(&traced.stdout).expect("JSON");
+    let calls = std::fs::read_to_string(dir.join("strace")).unwrap_or_default();
+    assert_eq!(
+        calls.matches("bpf(").count(),
+        0,
+        "the CLI made bpf() calls:\n{calls}"
+    );
+    let notes = asked["data"]["notes"].to_string();
+    assert!(notes.contains("answered by the netmon agent"), "{notes}");
+    eprintln!("netmon traffic -s 10 through the agent: {took:?} wall time");
+
+    // Both equal the kernel's counters: every frame was IP bar ARP (28 B of payload, not IP).
+    for (who, r) in [("its own classifier", &own), ("the agent", &asked)] {
+        let t = &r["data"]["total_stats"];
+        let ip_packets = netmon_tests::u(&t["tx_packets"]);
+        let ip_bytes = netmon_tests::u(&t["tx_bytes"]);
+        let arp = burst.tx_packets - ip_packets;
+        assert!(arp <= 2, "{who}: {arp} non-IP frames of {burst:?}");
+        assert_eq!(
+            ip_bytes + 28 * arp + 14 * burst.tx_packets,
+            burst.tx_bytes,
+            "{who}: {t}"
+        );
+        let rx = netmon_tests::u(&t["rx_bytes"]) + 14 * netmon_tests::u(&t["rx_packets"]);
+        let rx_arp = burst.rx_packets - netmon_tests::u(&t["rx_packets"]);
+        assert_eq!(rx + 42 * rx_arp, burst.rx_bytes, "{who}: {t}");
+    }
+    assert_eq!(
+        own["data"]["total_stats"]["tx_bytes"],
+        asked["data"]["total_stats"]["tx_bytes"]
+    );
+
+    // A CLI in another network namespace is not answered by this agent: it samples itself.
+    let other = in_ns(&pair.ns_b, netmon_tests::netmon_bin().to_str().unwrap())
+        .args(["traffic", "-i", &pair.dev_b, "-s", "1", "--json"])
+        .env("NETMON_AGENT_SOCKET", &socket)
+        .output()
+        .expect("netmon");
+    let other: Value = serde_json::from_slice(&other.stdout).expect("JSON");
+    assert!(
+        !other["data"]["notes"]
+            .to_string()
+            .contains("answered by the netmon agent"),
+        "{other}"
+    );
+}
+
+/// A directory of its own under /tmp that the least-privileged agent (uid 65534) can write,
+/// removed when the test ends.
+fn tempdir(prefix: &str) -> TempDir {
+    let d = std::env::temp_dir().join(netmon_tests::unique(prefix));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    sh(std::process::Command::new("chmod").args(["1777"]).arg(&d));
+    TempDir(d)
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

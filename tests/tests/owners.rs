@@ -372,8 +372,11 @@ fn forwarded_traffic_is_unattributed_with_the_reason() {
     let _server = iperf3_server_on(&b, "10.210.2.2", 5201);
     let counters = || Counters::read(&r, &ra);
     let before = counters();
-    let (netmon, err) = traffic(&r, &ra, 5, &["--by", "process"]);
+    // A window with room: a loaded machine has taken more than 5 s for these 2 MB.
+    let (netmon, err) = traffic(&r, &ra, 8, &["--by", "process"]);
+    let sending = std::time::Instant::now();
     sh(in_ns(&a, "iperf3").args(["-c", "10.210.2.2", "-n", "2M"]));
+    let sent_in = sending.elapsed();
     let v = finish_json(netmon, err);
     let kernel = counters().since(&before);
     let d = &v["data"];
@@ -383,7 +386,10 @@ fn forwarded_traffic_is_unattributed_with_the_reason() {
         .filter(|c| c["unattributed_reason"] == "forwarded")
         .collect();
     assert_eq!(forwarded.len(), 1, "{d:#}");
-    assert!(u(&forwarded[0]["rx_bytes"]) > 2_000_000, "{}", forwarded[0]);
+    assert!(
+        u(&forwarded[0]["rx_bytes"]) > 2_000_000,
+        "iperf3 sent for {sent_in:?}; kernel {kernel:?}; {d:#}"
+    );
     assert!(forwarded[0]["process"].is_null());
     check_sums(d, kernel);
 }
@@ -461,7 +467,10 @@ fn two_containers_each_own_their_veth() {
         .into_iter()
         .map(|(n, e)| finish_json(n, e))
         .collect();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Two more collections after the last byte: the agent's counters hold every one of them
+    // (a fixed pause was not enough on a loaded machine).
+    let now = netmon_tests::agent::collections(&netmon_tests::agent::health(&h, &agent));
+    netmon_tests::agent::wait_collections(&h, &agent, now, 2);
     let (_, metrics) = netmon_tests::mcp::curl(&h, &[&format!("http://{}/metrics", agent.addr)]);
     let agent_log = netmon_tests::mcp::read_log(&agent.log);
     assert!(

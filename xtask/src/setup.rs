@@ -40,6 +40,8 @@ const TEST_PACKAGES: &[&str] = &[
     // A real DNS server for the name tests (the binary only: no service is enabled), and
     // /etc/services for service names.
     "dnsmasq-base",
+    // Shows that `netmon traffic` answered by the local agent makes no bpf() call.
+    "strace",
     "netbase",
     // promtool and a real Prometheus, for the agent's /metrics and the dashboard's queries.
     "prometheus",

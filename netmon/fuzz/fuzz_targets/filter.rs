@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmon::filter::{Packet, parse};
+use netmon::filter::{MAX_WRITTEN_FILTER_BYTES, Packet, parse, parse_written};
 
 fn packets(seed: &[u8]) -> Vec<Packet> {
     seed.chunks(12)
@@ -49,7 +49,12 @@ fuzz_target!(|data: &[u8]| {
                     .all(|c| c.is_ascii_alphanumeric() || " ():./-".contains(c)),
                 "{written:?}"
             );
-            let back = parse(&written)
+            assert!(
+                written.len() <= MAX_WRITTEN_FILTER_BYTES,
+                "{text:?} wrote {} bytes",
+                written.len()
+            );
+            let back = parse_written(&written)
                 .unwrap_or_else(|e| panic!("{text:?} wrote {written:?}, which does not parse: {e}"))
                 .expect("a filter");
             assert_eq!(back.to_pcap(), written, "writing is not stable for {text:?}");

@@ -5,6 +5,7 @@
 //! dropped (with their series) while the agent runs.
 
 pub mod http;
+pub mod local;
 pub mod source;
 
 use crate::error::{ArgNames, BpfError, Error, RequestError, Result};

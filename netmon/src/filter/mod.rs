@@ -17,7 +17,7 @@ pub mod select;
 
 pub use crate::error::FilterError;
 pub(crate) use parse::mask_len;
-pub use parse::parse;
+pub use parse::{MAX_WRITTEN_FILTER_BYTES, parse, parse_written};
 pub use select::{FlowEnds, Halves, Selection};
 
 use std::fmt;

@@ -87,6 +87,7 @@ mod tests {
             interfaces: vec![iface("lo", 1), iface("eth0", 2)],
             before: Snapshot::default(),
             after: Snapshot {
+                slots: Vec::new(),
                 taken_ns: 5_000_000_000,
                 // 10 frames received and 5 sent; the IP totals are the flows' sum.
                 rx: DirTotals {

@@ -7,9 +7,10 @@ use crate::error::BpfError;
 use aya::programs::{CgroupAttachMode, CgroupSock, SchedClassifier};
 use aya::{Ebpf, EbpfLoader};
 use netmon_common::{
-    Direction, EGRESS_PLAIN_PROG, EGRESS_PROG, EGRESS_RAW_PROG, FLOOR_PROG, FLOWS4_MAP, FLOWS6_MAP,
-    INGRESS_PLAIN_PROG, INGRESS_PROG, INGRESS_RAW_PROG, LinkKind, POST_BIND4_PROG, POST_BIND6_PROG,
-    SOCK_CREATE_PROG, SOCK_RELEASE_PROG,
+    COUNTERS_MAP, Direction, EGRESS_PLAIN_PROG, EGRESS_PROG, EGRESS_RAW_PROG, FLOOR_PROG,
+    FLOWS4_MAP, FLOWS6_MAP, FREE_MAP, INGRESS_PLAIN_PROG, INGRESS_PROG, INGRESS_RAW_PROG, KEYS_MAP,
+    LinkKind, POST_BIND4_PROG, POST_BIND6_PROG, SLOTS_GLOBAL, SOCK_CREATE_PROG, SOCK_RELEASE_PROG,
+    SOCKETS_MAP,
 };
 use std::path::Path;
 
@@ -74,15 +75,26 @@ fn raise_memlock() {
     }
 }
 
-/// Creates the maps (`flow_capacity` entries in each flow table) and verifies the Ethernet pair.
+/// Creates the maps (`flow_capacity` slots, shared by both families, and as many entries in
+/// each flow table) and verifies the Ethernet pair.
 pub fn load(flow_capacity: u32) -> Result<(Programs, Maps, OwnerMap), BpfError> {
     raise_memlock();
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(FLOWS4_MAP, flow_capacity)
-        .map_max_entries(FLOWS6_MAP, flow_capacity)
+    let mut loader = EbpfLoader::new();
+    for map in [
+        FLOWS4_MAP,
+        FLOWS6_MAP,
+        COUNTERS_MAP,
+        KEYS_MAP,
+        SOCKETS_MAP,
+        FREE_MAP,
+    ] {
+        loader.map_max_entries(map, flow_capacity);
+    }
+    let mut ebpf = loader
+        .override_global(SLOTS_GLOBAL, &flow_capacity, true)
         .load(OBJECT)
         .map_err(|e| BpfError::from_aya("load the eBPF program", e))?;
-    let maps = Maps::take(&mut ebpf)?;
+    let maps = Maps::take(&mut ebpf, flow_capacity)?;
     let owners = OwnerMap::take(&mut ebpf)?;
     let mut programs = Programs { ebpf };
     for direction in [Direction::Ingress, Direction::Egress] {

@@ -1,27 +1,95 @@
-//! netmon's kernel maps, typed: the flow tables (IPv4 and IPv6 keys), the per-CPU totals array
-//! with one slot per attached interface, and the spill hash for interfaces whose slot another
-//! holds. Reads take `&self` and need no lock of netmon's; writes (claiming a slot,
-//! giving an interface's entries back) take `&mut self`.
+//! netmon's kernel maps, typed: the flow tables (IPv4 and IPv6 keys, each entry naming its
+//! flow's slot), the per-slot arrays read in place ([`Mapped`]) and userspace's book of them
+//! ([`Book`]), the per-CPU totals array with one slot per attached interface, and the spill hash
+//! for interfaces whose slot another holds. Reads take `&self` and need no lock of netmon's but
+//! the book's (a short one, per read); writes (claiming a totals slot, giving an interface's
+//! entries back) take `&mut self`.
 
 use super::batch;
+use super::mapped::Mapped;
+use super::slots::{Book, Freed, SlotView};
 use crate::error::BpfError;
 use crate::flow::{FlowCounters, FlowId, RawKey};
 use crate::owner::FlowSockets;
-use crate::snapshot::{TableFill, sum_totals};
+use crate::snapshot::{SlotCount, TableFill, sum_totals};
 use aya::Ebpf;
-use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, Queue};
 use netmon_common::{
-    DirTotals, Direction, FLOWS4_MAP, FLOWS6_MAP, FlowKey4, FlowKey6, FlowValue, OWNERS_MAP,
+    COUNTERS_MAP, DirTotals, Direction, FLOWS4_MAP, FLOWS6_MAP, FREE_MAP, FlowKey4, FlowKey6,
+    FlowSlot, KEYS_MAP, NEXT_MAP, OWNERS_MAP, SOCKETS_MAP, SlotCounters, SlotKey, SlotSockets,
     SlotTotals, SocketOwner, TOTALS_MAP, TOTALS_SPILL_MAP, TotalsKey, totals_index,
 };
 use std::io;
+use std::sync::{Mutex, MutexGuard};
 
 pub struct Maps {
-    flows4: HashMap<MapData, FlowKey4, FlowValue>,
-    flows6: HashMap<MapData, FlowKey6, FlowValue>,
+    flows4: HashMap<MapData, FlowKey4, FlowSlot>,
+    flows6: HashMap<MapData, FlowKey6, FlowSlot>,
+    slots: Slots,
+    book: Mutex<Book>,
+    free: Mutex<Queue<MapData, u32>>,
     totals: PerCpuArray<MapData, SlotTotals>,
     spill: PerCpuHashMap<MapData, TotalsKey, DirTotals>,
     nr_cpus: usize,
+}
+
+/// The classifier's per-slot arrays, mapped into this process.
+struct Slots {
+    counters: Mapped<SlotCounters>,
+    keys: Mapped<SlotKey>,
+    sockets: Mapped<SlotSockets>,
+    next: Array<MapData, u64>,
+}
+
+impl SlotView for Slots {
+    fn used(&self) -> u32 {
+        // One syscall per read: the bump allocator is not worth a page of its own.
+        let next = self.next.get(&0, 0).unwrap_or(0);
+        u32::try_from(next)
+            .unwrap_or(u32::MAX)
+            .min(self.counters.len())
+    }
+
+    fn generation(&self, slot: u32) -> u32 {
+        self.keys
+            .u32_acquire_at(slot, std::mem::offset_of!(SlotKey, generation))
+            .unwrap_or(0)
+    }
+
+    fn key(&self, slot: u32) -> SlotKey {
+        self.keys.get(slot).unwrap_or_default()
+    }
+
+    fn counters(&self, slot: u32) -> FlowCounters {
+        let at = |offset| self.counters.u64_at(slot, offset).unwrap_or(0);
+        FlowCounters {
+            rx_bytes: at(std::mem::offset_of!(SlotCounters, rx_bytes)),
+            rx_packets: at(std::mem::offset_of!(SlotCounters, rx_packets)),
+            tx_bytes: at(std::mem::offset_of!(SlotCounters, tx_bytes)),
+            tx_packets: at(std::mem::offset_of!(SlotCounters, tx_packets)),
+        }
+    }
+}
+
+impl Slots {
+    fn sockets(&self, slot: u32) -> FlowSockets {
+        self.sockets
+            .get(slot)
+            .map(|s| FlowSockets::from(&s))
+            .unwrap_or_default()
+    }
+}
+
+fn take_data(ebpf: &mut Ebpf, name: &str) -> Result<MapData, BpfError> {
+    match ebpf.take_map(name) {
+        Some(aya::maps::Map::Array(d)) => Ok(d),
+        Some(_) => Err(BpfError::Missing {
+            what: format!("map {name} as an array"),
+        }),
+        None => Err(BpfError::Missing {
+            what: format!("map {name}"),
+        }),
+    }
 }
 
 /// Socket owners by cookie, written by the cgroup socket programs (an LRU map). Userspace only
@@ -73,14 +141,37 @@ where
 }
 
 impl Maps {
-    pub fn take(ebpf: &mut Ebpf) -> Result<Self, BpfError> {
+    /// Takes the maps out of the loaded object; `capacity` is the slots' number (the arrays'
+    /// size, as the loader created them).
+    pub fn take(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, BpfError> {
         let nr_cpus = aya::util::nr_cpus().map_err(|(_, e)| BpfError::Failed {
             action: "count the possible CPUs (/sys/devices/system/cpu/possible)",
             source: Box::new(e),
         })?;
+        let slots = Slots {
+            counters: Mapped::new(
+                take_data(ebpf, COUNTERS_MAP)?,
+                capacity,
+                "map the flow counters into memory",
+            )?,
+            keys: Mapped::new(
+                take_data(ebpf, KEYS_MAP)?,
+                capacity,
+                "map the flow keys into memory",
+            )?,
+            sockets: Mapped::new(
+                take_data(ebpf, SOCKETS_MAP)?,
+                capacity,
+                "map the flow sockets into memory",
+            )?,
+            next: take(ebpf, NEXT_MAP)?,
+        };
         Ok(Self {
             flows4: take(ebpf, FLOWS4_MAP)?,
             flows6: take(ebpf, FLOWS6_MAP)?,
+            slots,
+            book: Mutex::new(Book::new(capacity)),
+            free: Mutex::new(take(ebpf, FREE_MAP)?),
             totals: take(ebpf, TOTALS_MAP)?,
             spill: take(ebpf, TOTALS_SPILL_MAP)?,
             nr_cpus,
@@ -151,26 +242,52 @@ impl Maps {
                 direction: direction as u32,
             });
         }
-        let mut stale4 = Vec::new();
-        let mut stale6 = Vec::new();
-        self.for_each_entry(
-            |k, _| {
-                if k.ifindex == ifindex {
-                    stale4.push(*k);
-                }
-            },
-            |k, _| {
-                if k.ifindex == ifindex {
-                    stale6.push(*k);
-                }
-            },
-        );
-        for k in stale4 {
-            let _ = self.flows4.remove(&k);
+        // Its flows leave the tables; their slots go back after the quarantine, their late
+        // bytes unreported (nobody watches the interface any more).
+        let mut book = self.book();
+        let mut stale = Vec::new();
+        book.read(&self.slots, |k, c| {
+            if k.ifindex == ifindex {
+                stale.push((c.slot, FlowId::from_slot_key(k)));
+            }
+        });
+        let now = super::monotonic_ns();
+        for (slot, id) in stale {
+            let _ = self.remove_entry(ifindex, &id);
+            book.retire(&self.slots, slot, ifindex, id, now, false);
         }
-        for k in stale6 {
-            let _ = self.flows6.remove(&k);
-        }
+        self.give_back(&mut book, now, ifindex);
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes `id`'s hash entry on `ifindex`; returns the slot it named.
+    fn remove_entry(&self, ifindex: u32, id: &FlowId) -> io::Result<Option<u32>> {
+        let v = match id.key(ifindex) {
+            RawKey::V4(k) => batch::lookup_and_delete(&self.flows4, &k)?,
+            RawKey::V6(k) => batch::lookup_and_delete(&self.flows6, &k)?,
+        };
+        Ok(v.map(|e| e.slot))
+    }
+
+    /// Gives the slots whose quarantine ended back to the classifier's queue; returns those of
+    /// `ifindex` with what they counted late.
+    fn give_back(&self, book: &mut Book, now_ns: u64, ifindex: u32) -> Vec<Freed> {
+        let freed = book.free_expired(&self.slots, now_ns, ifindex);
+        let mut queue = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        freed
+            .into_iter()
+            .filter(|f| match queue.push(f.slot, 0) {
+                Ok(()) => f.report,
+                Err(e) => {
+                    log::warn!("could not give flow slot {} back: {e}", f.slot);
+                    book.lost(f.slot);
+                    false
+                }
+            })
+            .collect()
     }
 
     /// One direction of `ifindex`'s totals, summed over CPUs.
@@ -192,174 +309,51 @@ impl Maps {
             .unwrap_or_default()
     }
 
-    /// Passes every entry of both tables to `v4` and `v6` (an entry may come twice: only
-    /// for collecting keys).
-    fn for_each_entry(
+    /// Passes every flow to `f` with its key and counters, once each, in ascending slot order,
+    /// read in place from the per-slot arrays; says how many flows each family had.
+    pub fn for_each_flow(&self, f: impl FnMut(&SlotKey, SlotCount)) -> TableFill {
+        self.book().read(&self.slots, f)
+    }
+
+    /// The sockets of the flow in `slot`.
+    pub fn sockets(&self, slot: u32) -> FlowSockets {
+        self.slots.sockets(slot)
+    }
+
+    /// Removes the idle flows `ids` of `ifindex` from the tables, calling `evicted` with what
+    /// each had counted at its removal, and gives back the slots whose quarantine ended,
+    /// calling `late` with what their flows counted after their removal. Stops at the first
+    /// removal the kernel refuses (lookup-and-delete needs Linux 5.14 for hash maps), keeping
+    /// the entries rather than risk losing what they count between a read and a delete.
+    pub fn evict(
         &self,
-        mut v4: impl FnMut(&FlowKey4, &FlowValue),
-        mut v6: impl FnMut(&FlowKey6, &FlowValue),
+        ifindex: u32,
+        ids: Vec<FlowId>,
+        mut evicted: impl FnMut(FlowId, &FlowCounters),
+        mut late: impl FnMut(FlowId, &FlowCounters),
     ) {
-        read_all(&self.flows4, &mut v4, || {});
-        read_all(&self.flows6, &mut v6, || {});
-    }
-
-    /// Passes every flow of both tables to `f` with its interface and sockets, once each; says
-    /// how full they were. If a table's batch read fails part-way, `forget` is told to drop
-    /// the flows of that family it was given, and the table is read again whole, key by key.
-    pub fn for_each_flow(
-        &self,
-        mut f: impl FnMut(u32, FlowId, FlowCounters, FlowSockets),
-        mut forget: impl FnMut(Family),
-    ) -> TableFill {
-        let v4 = read_all(
-            &self.flows4,
-            |k, v| f(k.ifindex, FlowId::from_v4(k), v.into(), v.into()),
-            || forget(Family::V4),
-        );
-        let v6 = read_all(
-            &self.flows6,
-            |k, v| f(k.ifindex, FlowId::from_v6(k), v.into(), v.into()),
-            || forget(Family::V6),
-        );
-        TableFill { v4, v6 }
-    }
-
-    /// Removes `id`'s entry on `ifindex` and returns what it had counted at that instant, in one
-    /// syscall (Linux 5.14+ for hash maps), so nothing counted before the removal is lost
-    /// between a read and a delete. `Ok(None)`: no such entry.
-    pub fn take_flow(&self, ifindex: u32, id: &FlowId) -> io::Result<Option<FlowCounters>> {
-        let v = match id.key(ifindex) {
-            RawKey::V4(k) => batch::lookup_and_delete(&self.flows4, &k)?,
-            RawKey::V6(k) => batch::lookup_and_delete(&self.flows6, &k)?,
-        };
-        Ok(v.as_ref().map(FlowCounters::from))
-    }
-}
-
-/// A flow table's address family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    /// The table a flow lives in.
-    pub fn of(id: &FlowId) -> Self {
-        if id.local.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
+        let now = super::monotonic_ns();
+        let mut book = self.book();
+        for f in self.give_back(&mut book, now, ifindex) {
+            if f.late != FlowCounters::default() {
+                late(f.id, &f.late);
+            }
         }
-    }
-}
-
-/// Passes every entry of one flow table to `f` once, with one batch read when the kernel has
-/// it; returns how many there were. `restart` is called when `f` must forget what it was given
-/// because the table is read again ([`whole`]).
-fn read_all<K: aya::Pod>(
-    map: &HashMap<MapData, K, FlowValue>,
-    mut f: impl FnMut(&K, &FlowValue),
-    restart: impl FnMut(),
-) -> usize {
-    // A batch read takes every bucket's lock, empty or not: ~6 ms for an empty 65,536-bucket
-    // table here. Finding the first key does not, so an empty table (often the IPv6 one) is
-    // skipped for the price of that.
-    if map.keys().next().is_none() {
-        return 0;
-    }
-    whole(
-        |each| batch::for_each(map, |k, v| each((*k, *v))),
-        |each| {
-            map.iter()
-                .filter_map(|r| r.ok())
-                .for_each(|(k, v)| each((k, v)))
-        },
-        |(k, v)| f(&k, &v),
-        restart,
-    )
-}
-
-/// One whole read of a table, each entry given to `each` once: by `batch`, or, when that
-/// fails, by `fallback` (key by key). A batch that fails after it gave entries (the table
-/// changed under it, memory ran short) would have them given twice by the fallback, so
-/// `restart` is told to forget them first. Returns how many entries the read that finished
-/// gave.
-fn whole<E>(
-    batch: impl FnOnce(&mut dyn FnMut(E)) -> std::io::Result<()>,
-    fallback: impl FnOnce(&mut dyn FnMut(E)),
-    mut each: impl FnMut(E),
-    mut restart: impl FnMut(),
-) -> usize {
-    let mut n = 0;
-    let result = batch(&mut |e| {
-        n += 1;
-        each(e);
-    });
-    let Err(e) = result else {
-        return n;
-    };
-    if n > 0 {
-        log::warn!(
-            "a batch read of a flow table failed after {n} entries ({e}); reading it again key by key"
-        );
-        restart();
-    } else {
-        // Kernels before 5.6 have no batch operations: two syscalls per entry instead.
-        log::debug!("batch lookup unavailable ({e}); reading the flow table key by key");
-    }
-    let mut n = 0;
-    fallback(&mut |e| {
-        n += 1;
-        each(e);
-    });
-    n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::whole;
-    use std::collections::HashMap;
-
-    /// A batch read that fails part-way must not leave its entries counted twice: before, the
-    /// key-by-key fallback gave them again on top.
-    #[test]
-    fn a_batch_that_fails_part_way_is_forgotten_then_read_again_once() {
-        let table: Vec<(u32, u64)> = (0..10).map(|k| (k, u64::from(k) * 100)).collect();
-        for fails_after in [0, 1, 4, 9] {
-            let mut sums: HashMap<u32, u64> = HashMap::new();
-            let mut restarts = 0;
-            let sums_cell = std::cell::RefCell::new(&mut sums);
-            let n = whole(
-                |each| {
-                    for e in table.iter().take(fails_after) {
-                        each(*e);
+        for id in ids {
+            match self.remove_entry(ifindex, &id) {
+                Ok(Some(slot)) => {
+                    if let Some(at_removal) = book.retire(&self.slots, slot, ifindex, id, now, true)
+                    {
+                        evicted(id, &at_removal);
                     }
-                    Err(std::io::Error::from_raw_os_error(libc::ENOMEM))
-                },
-                |each| table.iter().for_each(|e| each(*e)),
-                |(k, v)| *sums_cell.borrow_mut().entry(k).or_default() += v,
-                || {
-                    restarts += 1;
-                    sums_cell.borrow_mut().clear();
-                },
-            );
-            assert_eq!(n, 10);
-            assert_eq!(restarts, usize::from(fails_after > 0));
-            let total: u64 = sums.values().sum();
-            assert_eq!(total, 4_500, "after failing at {fails_after}");
+                }
+                // Gone already (the interface was released).
+                Ok(None) => {}
+                Err(e) => {
+                    log::debug!("not evicting idle flows: {e}");
+                    break;
+                }
+            }
         }
-        // A batch that works is read once, with no restart.
-        let mut seen = 0;
-        let n = whole(
-            |each| {
-                table.iter().for_each(|e| each(*e));
-                Ok(())
-            },
-            |_| panic!("no fallback"),
-            |_| seen += 1,
-            || panic!("no restart"),
-        );
-        assert_eq!((n, seen), (10, 10));
     }
 }

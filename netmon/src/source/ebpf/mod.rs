@@ -5,6 +5,8 @@
 //! - [`loader`]: the kernel object, its programs (verified on first use).
 //! - [`maps`]: the flow tables and interface totals, typed; reads need no lock of netmon's.
 //! - [`attach`]: which interfaces are attached, for how many callers.
+//! - `mapped`: the per-slot arrays mapped into this process, read in place.
+//! - `slots`: userspace's book of the slots (live, retired, given back), pure.
 //! - `batch`: the map operations aya does not wrap (batch read, lookup-and-delete).
 //!
 //! Locks: attaching holds the attachment lock; writing the maps (claiming or freeing an
@@ -14,12 +16,14 @@
 mod attach;
 mod batch;
 pub mod loader;
+mod mapped;
 pub mod maps;
+pub mod slots;
 pub mod tc;
 
 use super::{BoxFuture, Progress, ProgressFn, TrafficSource};
 use crate::error::{BpfError, RequestError, Result};
-use crate::flow::{FlowCounters, FlowId};
+use crate::flow::FlowId;
 use crate::host;
 use crate::interface::InterfaceInfo;
 use crate::measurement::Measurement;
@@ -27,14 +31,14 @@ use crate::owner::resolve::{Records, Resolver};
 use crate::owner::{FlowSockets, Owned, OwnerRef, Unattributed};
 use crate::report::{SourceKind, View};
 use crate::snapshot::{
-    FlowTable, Sample, Snapshot, SocketTable, TableFill, diff_totals, flow_delta,
+    FlowTable, Sample, SlotCount, SlotCursor, Snapshot, SocketTable, TableFill, diff_totals,
 };
 use crate::tick::Tick;
 use attach::Attachments;
 use aya::programs::SchedClassifier;
 use loader::Program;
-use maps::{Family, Maps, OwnerMap};
-use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind, SocketOwner};
+use maps::{Maps, OwnerMap};
+use netmon_common::{DEFAULT_FLOW_CAPACITY, DirTotals, Direction, LinkKind, SlotKey, SocketOwner};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -368,13 +372,12 @@ impl EbpfSource {
     }
 
     /// Reads the totals of `ifindexes` and passes each of their flows to `f`, in one pass over
-    /// the tables; `forget` drops what `f` was given of a family whose table is read again
-    /// ([`Maps::for_each_flow`]). The instant is taken before anything is read.
+    /// the per-slot arrays ([`Maps::for_each_flow`]). The instant is taken before anything is
+    /// read.
     fn read_with(
         &self,
         ifindexes: &[u32],
-        mut f: impl FnMut(u32, FlowId, FlowCounters, FlowSockets),
-        forget: impl FnMut(Family),
+        mut f: impl FnMut(&Maps, &SlotKey, SlotCount),
     ) -> (u64, Vec<(DirTotals, DirTotals)>, TableFill) {
         // Nothing was ever attached if the classifier is not loaded: nothing to read.
         let Some(inner) = lock(&self.loaded).clone() else {
@@ -395,44 +398,35 @@ impl EbpfSource {
                 )
             })
             .collect();
-        let fill = maps.for_each_flow(
-            |ifindex, id, c, sockets| {
-                if ifindexes.contains(&ifindex) {
-                    f(ifindex, id, c, sockets);
-                }
-            },
-            forget,
-        );
+        let fill = maps.for_each_flow(|k, c| {
+            if ifindexes.contains(&k.ifindex) {
+                f(&maps, k, c);
+            }
+        });
         (taken_ns, totals, fill)
     }
 
     /// The counters of several interfaces, from one pass over the flow tables.
     pub fn read(&self, ifindexes: &[u32]) -> Reading {
-        let mut tables: HashMap<u32, (FlowTable, SocketTable)> =
+        let mut tables: HashMap<u32, (FlowTable, SocketTable, Vec<SlotCount>)> =
             ifindexes.iter().map(|&i| (i, Default::default())).collect();
         let cell = std::cell::RefCell::new(&mut tables);
-        let (taken_ns, totals, fill) = self.read_with(
-            ifindexes,
-            |ifindex, id, c, s| {
-                if let Some((t, sockets)) = cell.borrow_mut().get_mut(&ifindex) {
-                    t.insert(id, c);
-                    if s != FlowSockets::default() {
-                        sockets.insert(id, s);
-                    }
+        let (taken_ns, totals, fill) = self.read_with(ifindexes, |maps, k, c| {
+            if let Some((t, sockets, slots)) = cell.borrow_mut().get_mut(&k.ifindex) {
+                let id = FlowId::from_slot_key(k);
+                t.insert(id, c.counters);
+                slots.push(c);
+                let s = maps.sockets(c.slot);
+                if s != FlowSockets::default() {
+                    sockets.insert(id, s);
                 }
-            },
-            |family| {
-                for (t, sockets) in cell.borrow_mut().values_mut() {
-                    t.retain(|id, _| Family::of(id) != family);
-                    sockets.retain(|id, _| Family::of(id) != family);
-                }
-            },
-        );
+            }
+        });
         let per_iface = ifindexes
             .iter()
             .zip(totals)
             .map(|(&i, (rx, tx))| {
-                let (flows, sockets) = tables.remove(&i).unwrap_or_default();
+                let (flows, sockets, slots) = tables.remove(&i).unwrap_or_default();
                 (
                     i,
                     Snapshot {
@@ -441,6 +435,7 @@ impl EbpfSource {
                         tx,
                         flows,
                         sockets,
+                        slots,
                     },
                 )
             })
@@ -464,23 +459,20 @@ impl EbpfSource {
             Vec::with_capacity(before.flows.len()),
             SocketTable::default(),
         ));
-        let (taken_ns, totals, _) = self.read_with(
-            &[ifindex],
-            |_, id, now, s| {
-                if let Some(d) = flow_delta(before.flows.get(&id), &now) {
-                    let (flows, sockets) = &mut *read.borrow_mut();
-                    flows.push((id, d));
-                    if s != FlowSockets::default() {
-                        sockets.insert(id, s);
-                    }
-                }
-            },
-            |family| {
+        // Walk the window's first reading beside the slots; a `before` without slots (none
+        // were live then) has nothing to walk, and every flow is new.
+        let mut cursor = SlotCursor::new(&before.slots);
+        let (taken_ns, totals, _) = self.read_with(&[ifindex], |maps, k, now| {
+            if let Some(d) = cursor.since(&now) {
+                let id = FlowId::from_slot_key(k);
                 let (flows, sockets) = &mut *read.borrow_mut();
-                flows.retain(|(id, _)| Family::of(id) != family);
-                sockets.retain(|id, _| Family::of(id) != family);
-            },
-        );
+                flows.push((id, d));
+                let s = maps.sockets(now.slot);
+                if s != FlowSockets::default() {
+                    sockets.insert(id, s);
+                }
+            }
+        });
         let (flows, sockets) = read.into_inner();
         let (rx, tx) = totals.into_iter().next().unwrap_or_default();
         let sample = Sample::new(
@@ -492,28 +484,23 @@ impl EbpfSource {
         (sample, sockets)
     }
 
-    /// Removes `tick`'s idle flows of `ifindex` from the kernel table with
-    /// BPF_MAP_LOOKUP_AND_DELETE_ELEM, adding to the tick whatever each counted after the
-    /// reading. The caller must be the only one diffing `ifindex`: another reader's window would
-    /// miss what a removed entry had counted since its own start.
+    /// Removes `tick`'s idle flows of `ifindex` from the kernel table, adding to the tick
+    /// whatever each counted after the reading, and what flows removed earlier counted after
+    /// their removal ([`Maps::evict`]). The caller must be the only one diffing `ifindex`:
+    /// another reader's window would miss what a removed entry had counted since its own start.
     pub fn evict(&self, ifindex: u32, tick: &mut Tick) {
         let Some(inner) = lock(&self.loaded).clone() else {
             return;
         };
         let maps = inner.maps();
-        for id in std::mem::take(&mut tick.idle) {
-            match maps.take_flow(ifindex, &id) {
-                Ok(Some(at_removal)) => tick.evicted(id, &at_removal),
-                // Gone already (the interface was released).
-                Ok(None) => {}
-                Err(e) => {
-                    // Before 5.14, hash maps cannot lookup-and-delete: keep the entries rather
-                    // than risk losing what they count between a read and a delete.
-                    log::debug!("not evicting idle flows: {e}");
-                    break;
-                }
-            }
-        }
+        let idle = std::mem::take(&mut tick.idle);
+        let tick = std::cell::RefCell::new(tick);
+        maps.evict(
+            ifindex,
+            idle,
+            |id, at_removal| tick.borrow_mut().evicted(id, at_removal),
+            |id, late| tick.borrow_mut().late(id, late),
+        );
     }
 
     /// Attach, count for `window`, detach: the traffic of that window. Other callers on the same

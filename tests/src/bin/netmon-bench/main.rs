@@ -128,7 +128,7 @@ fn main() {
         Vec::new()
     };
     let snapshots = if want(Section::Snapshot) {
-        [1_024, 65_536, 262_144]
+        [1, 10_000, 65_536, 1_048_576]
             .into_iter()
             .map(|n| {
                 eprintln!("netmon-bench: snapshot cost, {n} flows");

@@ -37,25 +37,6 @@ pub struct Cost {
     pub fill_s: f64,
 }
 
-/// Ethernet + IPv4 + UDP, 10.1.x.y:port → 10.0.0.1:53, unique per `i` < 2^24.
-fn frame(i: u32) -> [u8; 46] {
-    let mut f = [0u8; 46];
-    f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&32u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[10, 1, (i >> 16) as u8, 1]);
-    ip[16..20].copy_from_slice(&[10, 0, 0, 1]);
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&(i as u16).to_be_bytes());
-    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
-    udp[4..6].copy_from_slice(&12u16.to_be_bytes());
-    f
-}
-
 fn fill(source: &EbpfSource, flows: u32) -> f64 {
     let start = Instant::now();
     source
@@ -66,7 +47,7 @@ fn fill(source: &EbpfSource, flows: u32) -> f64 {
             },
             |p| {
                 for i in 0..flows {
-                    let f = frame(i);
+                    let f = netmon_tests::frames::numbered_udp(1, i);
                     p.test_run(TestRunOptions {
                         data_in: Some(&f),
                         ..Default::default()
