@@ -223,6 +223,8 @@ pub struct Agent {
     /// Flow-table entries after the last round, for the eviction policy and /health.
     entries_v4: AtomicUsize,
     entries_v6: AtomicUsize,
+    /// Slots of removed flows in quarantine: they count against the capacity like live flows.
+    slots_waiting: AtomicUsize,
     evicted: AtomicU64,
 }
 
@@ -330,6 +332,7 @@ impl Agent {
             last_collection_unix: Mutex::new(None),
             entries_v4: AtomicUsize::new(0),
             entries_v6: AtomicUsize::new(0),
+            slots_waiting: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
         }))
     }
@@ -413,15 +416,16 @@ impl Agent {
             monotonic_ns(),
             self.opts.evict_idle,
             self.opts.tick,
-            self.fill().fullest(),
+            // Pressure is on the slots: live flows and those waiting to be given back.
+            self.fill().fullest() + self.slots_waiting.load(Ordering::Relaxed),
             self.opts.ebpf.flow_capacity,
         );
         let mut fill = reading.fill;
         for (&ifindex, c) in collecting.iter_mut() {
             let mut t = tick::tick(&c.tracked, reading.take(ifindex), idle_before);
-            if !t.idle.is_empty() {
-                self.source.evict(ifindex, &mut t);
-            }
+            // Every tick, idle flows or not: it also gives back the slots whose quarantine
+            // ended.
+            self.source.evict(ifindex, &mut t);
             if t.evicted > 0 {
                 self.metrics.evicted(reason, t.evicted);
                 self.evicted.fetch_add(t.evicted as u64, Ordering::Relaxed);
@@ -458,6 +462,8 @@ impl Agent {
         }
         self.entries_v4.store(fill.v4, Ordering::Relaxed);
         self.entries_v6.store(fill.v6, Ordering::Relaxed);
+        self.slots_waiting
+            .store(self.source.slots_waiting(), Ordering::Relaxed);
         let unix = unix_now();
         self.metrics.collected(unix, fill);
         *self

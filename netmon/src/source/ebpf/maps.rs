@@ -259,6 +259,12 @@ impl Maps {
         self.give_back(&mut book, now, ifindex);
     }
 
+    /// Slots whose flows were removed and that wait out the quarantine: held, though no flow
+    /// table counts them.
+    pub fn slots_waiting(&self) -> usize {
+        self.book().retired_count()
+    }
+
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }

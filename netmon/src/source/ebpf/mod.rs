@@ -489,6 +489,8 @@ impl EbpfSource {
     /// their removal ([`Maps::evict`]). The caller must be the only one diffing `ifindex`:
     /// another reader's window would miss what a removed entry had counted since its own start.
     pub fn evict(&self, ifindex: u32, tick: &mut Tick) {
+        // Also with no idle flow: the slots whose quarantine ended go back to the classifier
+        // here, and a table without pressure would otherwise never give them back.
         let Some(inner) = lock(&self.loaded).clone() else {
             return;
         };
@@ -501,6 +503,13 @@ impl EbpfSource {
             |id, at_removal| tick.borrow_mut().evicted(id, at_removal),
             |id, late| tick.borrow_mut().late(id, late),
         );
+    }
+
+    /// Slots held by removed flows until their quarantine ends (0 when nothing is loaded).
+    pub fn slots_waiting(&self) -> usize {
+        lock(&self.loaded)
+            .clone()
+            .map_or(0, |inner| inner.maps().slots_waiting())
     }
 
     /// Attach, count for `window`, detach: the traffic of that window. Other callers on the same
