@@ -170,7 +170,9 @@ fn a_process_older_than_netmon_and_one_that_exits_mid_window() {
         &["-J", "-c", ADDR_B4, "-p", "5201", "-b", "2M", "-t", "9"],
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let (netmon, err) = traffic(&pair.ns_a, &pair.dev_a, 5, &["-P", "-L", "100"]);
+    // A window with room: on a loaded machine the short transfer below has ended past 5 s.
+    let (netmon, err) = traffic(&pair.ns_a, &pair.dev_a, 8, &["-P", "-L", "100"]);
+    let window_start = std::time::Instant::now();
     // Short-lived: starts after netmon and is gone before the window ends.
     let short = start(
         &pair.ns_a,
@@ -179,6 +181,7 @@ fn a_process_older_than_netmon_and_one_that_exits_mid_window() {
     );
     let short_pid = short.pid();
     let _ = output(short);
+    let short_done = window_start.elapsed();
     let v = finish_json(netmon, err);
     let old_pid = old.pid();
     let _ = output(old);
@@ -201,7 +204,7 @@ fn a_process_older_than_netmon_and_one_that_exits_mid_window() {
         short_rows
             .iter()
             .any(|r| r["remote_port"] == 5202 && u(&r["tx_bytes"]) > 200_000),
-        "the process that exited keeps its bytes: {d:#}"
+        "the process that exited keeps its bytes (it ended {short_done:?} into the window): {d:#}"
     );
     assert_eq!(short_rows[0]["process"]["comm"], "iperf3");
     assert!(
