@@ -227,7 +227,15 @@ fn idle_and_half_sent_connections_leave_room_for_a_new_client() {
         in_ns(&pair.ns_a, "prlimit")
             .args(["--nofile=256"])
             .arg(&bin)
-            .args(["agent", "--listen", "127.0.0.1:0", "-i", &pair.dev_a])
+            // Off the host's /run/netmon/agent.sock, which it would otherwise leave behind.
+            .args([
+                "agent",
+                "--no-local-socket",
+                "--listen",
+                "127.0.0.1:0",
+                "-i",
+                &pair.dev_a,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
